@@ -1,0 +1,72 @@
+"""Single user: change one user's password in place (the user changes its own password)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rotation_core.aws import CURRENT, PREVIOUS
+from rotation_core.exceptions import (
+    AuthenticationFailedError,
+    NoWorkingCredentialError,
+    RotationStateError,
+    SealingError,
+)
+from rotation_core.models import DatabaseCredentials, StepInput
+from rotation_core.observability import logger
+from rotation_core.strategies.common import (
+    WorkerContext,
+    load_credentials,
+    load_current_and_pending,
+)
+
+
+def create_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
+    """Build the pending secret (current with a new password) and seal it for the router."""
+    current = load_credentials(ctx.secrets, step, CURRENT)
+    assert current is not None
+    ctx.engines(current.engine)  # an unsupported engine fails here, before anything is made
+    pending = {**current.raw, "password": ctx.secrets.random_password(step.policy)}
+    DatabaseCredentials.from_secret(pending, what="pending secret")
+    if ctx.sealer is None:
+        raise SealingError("no KMS key configured to seal the pending secret")
+    return {"Sealed": ctx.sealer.seal(pending, step.encryption_context)}
+
+
+def set_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
+    """Make the database accept the pending password; safe to run any number of times."""
+    current, pending = load_current_and_pending(ctx.secrets, step)
+    _same_account(current, pending)
+    engine = ctx.engines(pending.engine)
+    if engine.can_login(pending):
+        logger.info("pending password already set", extra={"username": pending.username})
+        return {"Outcome": "already-set"}
+    previous = load_credentials(ctx.secrets, step, PREVIOUS, required=False)
+    for label, creds in ((CURRENT, current), (PREVIOUS, previous)):
+        if creds is None or not creds.same_account_as(pending):
+            continue
+        try:
+            engine.change_own_password(creds, pending.password)
+        except AuthenticationFailedError:
+            logger.info("credentials refused", extra={"stage": label})
+            continue
+        logger.info("password changed", extra={"logged_in_with": label})
+        return {"Outcome": "changed", "LoggedInWith": label}
+    raise NoWorkingCredentialError(
+        f"none of AWSPENDING, AWSCURRENT, AWSPREVIOUS log in as {engine.describe(pending)}"
+    )
+
+
+def test_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
+    """Log in with the pending secret and run the read probe."""
+    current, pending = load_current_and_pending(ctx.secrets, step)
+    _same_account(current, pending)
+    ctx.engines(pending.engine).probe(pending)
+    return {"Outcome": "pending-works"}
+
+
+def _same_account(current: DatabaseCredentials, pending: DatabaseCredentials) -> None:
+    if not current.same_account_as(pending):
+        raise RotationStateError(
+            "AWSPENDING names a different engine, host, port or user than AWSCURRENT; "
+            "single-user rotation only changes the password"
+        )
