@@ -319,12 +319,15 @@ class DatabaseServer:
                 database=dbname,
                 autocommit=True,
                 charset="utf8mb4",
+                ssl_disabled=True,  # the server has no TLS; an SSL context costs ~50 ms per connect
                 connect_timeout=CONNECT_TIMEOUT,
                 read_timeout=60,
                 write_timeout=60,
             )
         if self.engine == "redis":
             import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
 
             client = redis.Redis(
                 host=self.host,
@@ -335,6 +338,8 @@ class DatabaseServer:
                 socket_connect_timeout=CONNECT_TIMEOUT,
                 socket_timeout=60,
                 decode_responses=True,
+                # redis-py retries ConnectionError (incl. AuthenticationError) with backoff.
+                retry=Retry(NoBackoff(), 0),
             )
             client.ping()  # connect and authenticate now, not lazily
             return client
@@ -688,6 +693,21 @@ def _pg_bindir() -> Path | None:
     return None
 
 
+def _check_reachable(bindir: Path, work_dir: Path, run_as: _RunAs) -> None:
+    """Fail early and clearly if the OS user cannot run the binaries or use work_dir."""
+    what = (
+        f"checking that OS user {run_as.name!r} can run {bindir / 'postgres'} and write "
+        f"{work_dir} (the directory and all its parents must be searchable by that user)"
+    )
+    root = Path("/")
+    _run_checked([str(bindir / "postgres"), "--version"], what, run_as, root)
+    test = _which("test")
+    if test is not None:
+        _run_checked(
+            [str(test), "-w", str(work_dir), "-a", "-x", str(work_dir)], what, run_as, root
+        )
+
+
 def postgres_available() -> bool:
     """True if initdb and postgres binaries were found."""
     return _pg_bindir() is not None
@@ -719,14 +739,8 @@ def start_postgres(base_dir: Path | None = None) -> DatabaseServer:
         if run_as is not None:
             os.chown(sock_dir, run_as.uid, run_as.gid)
         server.socket_path = sock_dir
-        # Fails early, with a clear message, if the OS user cannot reach the directory or binary.
-        _run_checked(
-            [str(bindir / "postgres"), "--version"],
-            f"running PostgreSQL as OS user {server.os_user!r} in {work_dir} "
-            "(the directory and all its parents must be searchable by that user)",
-            run_as,
-            work_dir,
-        )
+        if run_as is not None:
+            _check_reachable(bindir, work_dir, run_as)
         pwfile = work_dir / "pwfile"
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -888,6 +902,7 @@ def _mariadb_socket_root(server: DatabaseServer) -> Any:
         password="",
         autocommit=True,
         charset="utf8mb4",
+        ssl_disabled=True,
         connect_timeout=2,
     )
 
