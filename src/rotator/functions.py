@@ -95,6 +95,7 @@ class FunctionHost:
         self._lock = threading.Lock()
         self.invocations: list[Invocation] = []
         self.before_invoke: list[BeforeInvoke] = []
+        self.after_invoke: list[Callable[[Invocation], None]] = []
         self.sink = LogSink()
         self._attach_sink()
 
@@ -175,6 +176,8 @@ class FunctionHost:
         )
         with self._lock:
             self.invocations.append(invocation)
+        for hook in list(self.after_invoke):
+            hook(invocation)
         return invocation
 
 

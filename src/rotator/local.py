@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import os
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,7 +26,7 @@ from unittest import mock
 import boto3
 
 from rotator.functions import FunctionHost
-from rotator.rotation import RotationOutcome, aws_like_rotate_secret
+from rotator.rotation import RotationOutcome, aws_like_rotate_secret, choose_token
 from rotator.template import DEFAULT_TEMPLATE, StackSpec, build_stack_spec, load_template
 
 ACCOUNT = "123456789012"
@@ -81,6 +83,11 @@ class LocalRuntime:
 
     def start(self) -> LocalRuntime:
         from moto import mock_aws
+
+        # moto logs every failed state at ERROR with its whole parse tree; the execution
+        # history already says what failed.
+        if not os.environ.get("ROTATOR_DEBUG"):
+            logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
 
         try:
             self._stack.enter_context(
@@ -226,6 +233,22 @@ class LocalRuntime:
         if len(self.rotations) == before:
             raise RuntimeError("RotateSecret did not run a rotation")
         return self.rotations[-1]
+
+    def stage_rotation(self, secret_id: str, token: str | None = None) -> str:
+        """Enable rotation with the router and stage a new version as AWS does before calling it.
+
+        Returns the token; the four steps can then be driven one by one with
+        :meth:`invoke_router` (what Secrets Manager would do next).
+        """
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        backend = secretsmanager_backends[ACCOUNT][self.region]
+        secret = backend.describe_secret(secret_id)
+        secret.rotation_lambda_arn = self.router_function_arn
+        secret.rotation_enabled = True
+        secret.rotation_requested = True
+        staged, _reattempt = choose_token(secret, token)
+        return staged
 
     def alerts(self, wait_seconds: int = 0) -> list[Alert]:
         """Drain the alert queue (SNS messages delivered to SQS)."""

@@ -97,7 +97,7 @@ def aws_like_rotate_secret(
     if not rotate_immediately:
         return str(secret.to_short_dict())
 
-    token, reattempt = _choose_token(secret, client_request_token)
+    token, reattempt = choose_token(secret, client_request_token)
     outcome = RotationOutcome(secret_arn=secret.arn, token=token, succeeded=False, reattempt=reattempt)
     for step in STEPS:
         event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token}
@@ -112,7 +112,7 @@ def aws_like_rotate_secret(
     return json.dumps({"ARN": secret.arn, "Name": secret.name, "VersionId": token})
 
 
-def _choose_token(secret: Any, requested: str | None) -> tuple[str, bool]:
+def choose_token(secret: Any, requested: str | None) -> tuple[str, bool]:
     """The token to rotate with, and whether this reattempts an unfinished rotation."""
     for version_id, version in secret.versions.items():
         stages = version["version_stages"]

@@ -1,0 +1,61 @@
+"""An in-memory database behind the real DatabaseEngine flow (template method)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rotation_core.engines.base import DatabaseEngine
+from rotation_core.exceptions import AuthenticationFailedError, DatabaseUnavailableError, RotationError
+from rotation_core.models import DatabaseCredentials
+
+
+class FakeDriverError(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass
+class FakeDatabase:
+    passwords: dict[str, str] = field(default_factory=dict)
+    password_changes: int = 0
+    logins: int = 0
+    down: bool = False
+
+
+class FakeEngine(DatabaseEngine):
+    family = "postgres"
+    max_username_bytes = 63
+
+    def __init__(self, database: FakeDatabase) -> None:
+        super().__init__()
+        self.database = database
+
+    def _driver_errors(self) -> tuple[type[Exception], ...]:
+        return (FakeDriverError,)
+
+    def _open(self, creds: DatabaseCredentials) -> Any:
+        if self.database.down:
+            raise FakeDriverError("down")
+        if self.database.passwords.get(creds.username) != creds.password:
+            raise FakeDriverError("auth")
+        self.database.logins += 1
+        return _FakeConnection()
+
+    def _classify(self, exc: Exception, creds: DatabaseCredentials, action: str) -> RotationError:
+        if getattr(exc, "kind", "") == "auth":
+            return AuthenticationFailedError(f"{action}: login refused for {creds.username!r}")
+        return DatabaseUnavailableError(f"{action}: unavailable")
+
+    def _set_own_password(self, conn: Any, creds: DatabaseCredentials, new_password: str) -> None:
+        self.database.passwords[creds.username] = new_password
+        self.database.password_changes += 1
+
+    def _probe(self, conn: Any, creds: DatabaseCredentials) -> None:
+        return None
+
+
+class _FakeConnection:
+    def close(self) -> None:
+        return None

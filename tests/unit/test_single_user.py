@@ -1,0 +1,115 @@
+"""Single-user steps against an in-memory database: idempotent, falls back, never guesses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rotation_core.exceptions import (
+    DatabaseUnavailableError,
+    NoWorkingCredentialError,
+    RotationStateError,
+    SealingError,
+)
+from rotation_core.models import PasswordPolicy, StepInput
+from rotation_core.strategies import single_user
+from rotation_core.strategies.common import WorkerContext
+
+from tests.fakes.engine import FakeDatabase, FakeEngine
+from tests.fakes.secrets import FakeSecrets
+
+TOKEN = "5f0e8b1e-3c2a-4d6f-9b7e-2a1c0d9e8f7a"
+BASE = {"engine": "postgres", "host": "db", "port": 5432, "username": "app"}
+
+
+def _step(name: str) -> StepInput:
+    return StepInput(
+        step=name, secret_arn="arn:aws:secretsmanager:us-east-1:1:secret:x", token=TOKEN,
+        strategy="single-user", engine="postgres", policy=PasswordPolicy(length=24),
+    )
+
+
+def _world(db_password: str, *, previous: str | None = None) -> tuple[WorkerContext, FakeDatabase]:
+    versions: dict[str, tuple[list[str], dict[str, Any] | None]] = {
+        "v-current": (["AWSCURRENT"], {**BASE, "password": "current-pw"}),
+        TOKEN: (["AWSPENDING"], {**BASE, "password": "pending-pw"}),
+    }
+    if previous is not None:
+        versions["v-previous"] = (["AWSPREVIOUS"], {**BASE, "password": previous})
+    database = FakeDatabase(passwords={"app": db_password})
+    ctx = WorkerContext(secrets=FakeSecrets(versions), engines=lambda _e: FakeEngine(database))
+    return ctx, database
+
+
+def test_set_secret_changes_the_password_logged_in_as_current() -> None:
+    ctx, db = _world("current-pw")
+    assert single_user.set_secret(ctx, _step("setSecret"))["LoggedInWith"] == "AWSCURRENT"
+    assert db.passwords["app"] == "pending-pw" and db.password_changes == 1
+
+
+def test_set_secret_twice_changes_the_password_once() -> None:
+    ctx, db = _world("current-pw")
+    single_user.set_secret(ctx, _step("setSecret"))
+    assert single_user.set_secret(ctx, _step("setSecret")) == {"Outcome": "already-set"}
+    assert db.password_changes == 1
+
+
+def test_set_secret_with_the_pending_password_already_in_place_changes_nothing() -> None:
+    ctx, db = _world("pending-pw")
+    assert single_user.set_secret(ctx, _step("setSecret")) == {"Outcome": "already-set"}
+    assert db.password_changes == 0
+
+
+def test_set_secret_falls_back_to_the_previous_version() -> None:
+    ctx, db = _world("old-pw", previous="old-pw")
+    assert single_user.set_secret(ctx, _step("setSecret"))["LoggedInWith"] == "AWSPREVIOUS"
+    assert db.passwords["app"] == "pending-pw"
+
+
+def test_set_secret_with_no_working_credential_says_so_and_changes_nothing() -> None:
+    ctx, db = _world("someone-else-changed-it", previous="old-pw")
+    with pytest.raises(NoWorkingCredentialError) as caught:
+        single_user.set_secret(ctx, _step("setSecret"))
+    assert db.password_changes == 0
+    assert "pw" not in str(caught.value)
+
+
+def test_set_secret_propagates_an_unavailable_database_for_retry() -> None:
+    ctx, db = _world("current-pw")
+    db.down = True
+    with pytest.raises(DatabaseUnavailableError):
+        single_user.set_secret(ctx, _step("setSecret"))
+
+
+def test_set_secret_refuses_a_pending_version_for_another_user() -> None:
+    ctx, db = _world("current-pw")
+    stages, value = ctx.secrets.versions[TOKEN]  # type: ignore[attr-defined]
+    ctx.secrets.versions[TOKEN] = (stages, {**value, "username": "postgres"})  # type: ignore[attr-defined]
+    with pytest.raises(RotationStateError, match="different"):
+        single_user.set_secret(ctx, _step("setSecret"))
+    assert db.password_changes == 0
+
+
+def test_set_secret_without_a_pending_version_is_a_state_error() -> None:
+    ctx, _db = _world("current-pw")
+    del ctx.secrets.versions[TOKEN]  # type: ignore[attr-defined]
+    with pytest.raises(RotationStateError, match="AWSPENDING"):
+        single_user.set_secret(ctx, _step("setSecret"))
+
+
+def test_test_secret_logs_in_with_the_pending_password() -> None:
+    ctx, db = _world("pending-pw")
+    assert single_user.test_secret(ctx, _step("testSecret")) == {"Outcome": "pending-works"}
+    assert db.logins == 1
+
+
+def test_test_secret_fails_when_the_pending_password_is_refused() -> None:
+    ctx, _db = _world("current-pw")
+    with pytest.raises(Exception, match="login refused"):
+        single_user.test_secret(ctx, _step("testSecret"))
+
+
+def test_create_secret_needs_a_sealing_key() -> None:
+    ctx, _db = _world("current-pw")
+    with pytest.raises(SealingError):
+        single_user.create_secret(ctx, _step("createSecret"))

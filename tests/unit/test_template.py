@@ -1,0 +1,99 @@
+"""template.yaml is the single source of truth; check what it promises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rotator.functions import FunctionHost
+from rotator.template import PROJECT_ROOT, build_stack_spec, load_template
+
+TEMPLATE = load_template()
+WRITES = {"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"}
+
+
+def _spec() -> Any:
+    return build_stack_spec(
+        TEMPLATE, stack_name="t", region="us-east-1", account="123456789012",
+        kms_key=("k", "arn:aws:kms:us-east-1:123456789012:key/k"),
+    )
+
+
+def _functions() -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def _actions(resource: dict[str, Any]) -> set[str]:
+    actions: set[str] = set()
+    for policy in resource["Properties"].get("Policies", []):
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            listed = statement["Action"]
+            actions |= {listed} if isinstance(listed, str) else set(listed)
+    return actions
+
+
+@pytest.mark.parametrize("logical_id", sorted(_functions()))
+def test_every_handler_in_the_template_exists(logical_id: str) -> None:
+    spec = _spec()
+    host = FunctionHost(spec.functions, "us-east-1")
+    try:
+        assert callable(host.handler(spec.functions[logical_id]))
+    finally:
+        host.close()
+
+
+def test_only_the_router_may_write_versions_or_labels() -> None:
+    writers = {name for name, fn in _functions().items() if _actions(fn) & WRITES}
+    assert writers == {"RouterFunction"}
+
+
+def test_no_function_is_granted_wildcard_actions() -> None:
+    for name, fn in _functions().items():
+        assert not any(a.endswith(":*") or a == "*" for a in _actions(fn)), name
+
+
+def test_worker_functions_read_only_secrets_that_name_this_router() -> None:
+    for name, fn in _functions().items():
+        for policy in fn["Properties"].get("Policies", []):
+            for statement in policy.get("Statement", []):
+                if any(str(a).startswith("secretsmanager:Get") and a != "secretsmanager:GetRandomPassword"
+                       for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])):
+                    assert "secretsmanager:resource/AllowRotationLambdaArn" in json.dumps(statement["Condition"]), name
+
+
+def test_every_lambda_the_state_machine_invokes_is_a_template_function() -> None:
+    spec = _spec()
+    arns = {fn.arn for fn in spec.functions.values()}
+    definition = json.loads(spec.state_machines["RotationStateMachine"].definition)
+    invoked = {
+        state["Parameters"]["FunctionName"]
+        for state in definition["States"].values()
+        if "lambda:invoke" in state.get("Resource", "")
+    }
+    assert invoked and invoked <= arns
+
+
+def test_the_state_machine_takes_its_intervals_from_substitutions() -> None:
+    text = (PROJECT_ROOT / "statemachine" / "rotation.asl.json").read_text()
+    assert '"IntervalSeconds": ${RetryIntervalSeconds}' in text
+    assert '"MaxAttempts": ${RetryMaxAttempts}' in text
+
+
+@pytest.mark.parametrize(
+    ("code_uri", "needed"),
+    [("functions/single_user", {"psycopg2-binary", "pymysql"}),
+     ("functions/shared", {"aws-lambda-powertools", "jsonschema"})],
+)
+def test_sam_requirements_list_what_the_code_imports(code_uri: str, needed: set[str]) -> None:
+    lines = (PROJECT_ROOT / code_uri / "requirements.txt").read_text().splitlines()
+    names = {line.split(">")[0].split("=")[0].strip().lower() for line in lines if line and not line.startswith("#")}
+    assert needed <= names
+    pyproject = (PROJECT_ROOT / "pyproject.toml").read_text()
+    assert all(f'"{name}' in pyproject for name in needed)
+
+
+def test_the_events_directory_has_one_sample_per_step() -> None:
+    names = {p.stem for p in Path(PROJECT_ROOT / "events").glob("*.json")}
+    assert {"createSecret", "setSecret", "testSecret", "finishSecret"} <= names
