@@ -72,6 +72,8 @@ class LocalRuntime:
         self.host: FunctionHost | None = None
         self.alert_queue_url = ""
         self.rotations: list[RotationOutcome] = []
+        #: every alert ever drained by :meth:`alerts`
+        self.seen_alerts: list[Alert] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -192,9 +194,29 @@ class LocalRuntime:
         def rotate_secret(backend: Any, *args: Any, **kwargs: Any) -> str:
             return aws_like_rotate_secret(runtime, backend, *args, **kwargs)
 
+        original_update_stage = SecretsManagerBackend.update_secret_version_stage
+
+        def update_secret_version_stage(
+            backend: Any, secret_id: str, version_stage: str,
+            remove_from_version_id: str, move_to_version_id: str,
+        ) -> tuple[str, str]:
+            # moto moves the AWSCURRENT label but keeps serving the old version to a
+            # GetSecretValue that names no stage; AWS serves whatever holds AWSCURRENT.
+            result = original_update_stage(
+                backend, secret_id, version_stage, remove_from_version_id, move_to_version_id
+            )
+            if version_stage == "AWSCURRENT" and move_to_version_id:
+                backend.secrets[secret_id].set_default_version_id(move_to_version_id)
+            return result
+
         self._stack.enter_context(mock.patch.object(LambdaBackend, "invoke", invoke))
         self._stack.enter_context(
             mock.patch.object(SecretsManagerBackend, "rotate_secret", rotate_secret)
+        )
+        self._stack.enter_context(
+            mock.patch.object(
+                SecretsManagerBackend, "update_secret_version_stage", update_secret_version_stage
+            )
         )
 
     # --- what users of the runtime need ------------------------------------------------------
@@ -268,7 +290,9 @@ class LocalRuntime:
                     body = json.loads(raw)
                 except ValueError:
                     body = {"text": raw}
-                alerts.append(Alert(subject=envelope.get("Subject", ""), message=body, raw=raw))
+                alert = Alert(subject=envelope.get("Subject", ""), message=body, raw=raw)
+                alerts.append(alert)
+                self.seen_alerts.append(alert)
                 sqs.delete_message(QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"])
             wait_seconds = 0
 

@@ -10,6 +10,9 @@ and refuses a rotation while one version holds both AWSCURRENT and AWSPENDING. A
 - when AWSPENDING sits on another version (a rotation that did not finish), reattempts that
   rotation with the same token instead of starting a new one.
 
+moto also keeps answering GetSecretValue (no stage named) with the old version after
+UpdateSecretVersionStage moves AWSCURRENT; :mod:`rotator.local` patches that too.
+
 Unlike AWS the local call is synchronous: when RotateSecret returns, the rotation has ended.
 A failure is reported the ways AWS reports it (the function's error, the state machine's
 alert on the topic) and recorded in ``runtime.rotations``.
