@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SAM_VENV  := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: demo test lint sam ci serve clean
 

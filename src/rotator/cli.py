@@ -1,8 +1,8 @@
 """``rotator``: the local demo and the local AWS endpoint.
 
-    rotator demo                       a real rotation against embedded databases
-    rotator local serve [--port P] [--json]
-                                       the template's stack on a loopback endpoint
+rotator demo                       a real rotation against embedded databases
+rotator local serve [--port P] [--json]
+                                   the template's stack on a loopback endpoint
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rotator", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="rotate real database passwords through the whole stack")
+    demo = commands.add_parser(
+        "demo", help="rotate real database passwords through the whole stack"
+    )
     demo.add_argument(
         "--engine",
         action="append",
@@ -62,6 +64,7 @@ def _parse_parameters(parser: argparse.ArgumentParser, pairs: list[str]) -> dict
 
 
 def _serve(port: int, host: str, as_json: bool, parameters: dict[str, str]) -> int:
+    from rotator.functions import redirect_function_logs
     from rotator.local import LocalRuntime
 
     stop = threading.Event()
@@ -69,8 +72,11 @@ def _serve(port: int, host: str, as_json: bool, parameters: dict[str, str]) -> i
         signal.signal(signum, lambda *_: stop.set())
     ready_out = sys.stdout
     # Function logs and metrics go to stderr, so stdout carries only the ready line.
-    with contextlib.redirect_stdout(sys.stderr), LocalRuntime(parameter_overrides=parameters) as runtime:
-        _logs_to_stderr()
+    with (
+        contextlib.redirect_stdout(sys.stderr),
+        LocalRuntime(parameter_overrides=parameters) as runtime,
+    ):
+        redirect_function_logs(sys.stderr)
         with runtime.serve(port=port, host=host) as endpoint:
             ready: dict[str, Any] = {"endpoint_url": endpoint, **runtime.describe()}
             if as_json:
@@ -81,16 +87,6 @@ def _serve(port: int, host: str, as_json: bool, parameters: dict[str, str]) -> i
                 runtime.host.after_invoke.append(_report_rotation_step)
             stop.wait()
     return 0
-
-
-def _logs_to_stderr() -> None:
-    import logging
-
-    from rotator.functions import SERVICE_LOGGER
-
-    for handler in logging.getLogger(SERVICE_LOGGER).handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.__stdout__:
-            handler.setStream(sys.stderr)
 
 
 def _report_rotation_step(invocation: Any) -> None:

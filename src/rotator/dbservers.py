@@ -545,7 +545,7 @@ def _socket_dir(work_dir: Path, server: DatabaseServer) -> Path:
 
 def _launch(server: DatabaseServer, argv: list[str], run_as: _RunAs | None) -> None:
     """Start the server in its own process group, logging to server.log_file."""
-    assert server.log_file is not None and server.work_dir is not None  # noqa: S101
+    assert server.log_file is not None and server.work_dir is not None
     with open(server.log_file, "ab") as log_handle:
         server._process = subprocess.Popen(
             argv,
@@ -564,7 +564,7 @@ def _launch(server: DatabaseServer, argv: list[str], run_as: _RunAs | None) -> N
 def _wait_ready(server: DatabaseServer, probe: Callable[[], object]) -> None:
     """Poll probe() until it succeeds; raise with the log tail if the server dies or times out."""
     proc = server._process
-    assert proc is not None  # noqa: S101
+    assert proc is not None
     deadline = time.monotonic() + STARTUP_TIMEOUT
     delay = 0.02
     last_error = "no attempt made"
@@ -731,7 +731,7 @@ def start_postgres(base_dir: Path | None = None) -> DatabaseServer:
     server._stop_signal = signal.SIGINT  # "fast" shutdown: does not wait for clients
     server.os_user = run_as.name if run_as else pwd.getpwuid(os.geteuid()).pw_name
     work_dir = server.work_dir
-    assert work_dir is not None  # noqa: S101
+    assert work_dir is not None
     try:
         if run_as is not None:
             os.chown(work_dir, run_as.uid, run_as.gid)
@@ -835,7 +835,7 @@ def start_mariadb(base_dir: Path | None = None) -> DatabaseServer:
     server = _new_server("mariadb", "root", base_dir, "data")
     server.os_user = pwd.getpwuid(os.geteuid()).pw_name
     work_dir = server.work_dir
-    assert work_dir is not None  # noqa: S101
+    assert work_dir is not None
     as_root = ["--user=root"] if os.geteuid() == 0 else []
     tuning = [
         "--innodb-buffer-pool-size=16M",
@@ -950,7 +950,7 @@ def start_redis(base_dir: Path | None = None) -> DatabaseServer:
     server = _new_server("redis", "admin", base_dir, "data")
     server.os_user = pwd.getpwuid(os.geteuid()).pw_name
     work_dir = server.work_dir
-    assert work_dir is not None  # noqa: S101
+    assert work_dir is not None
     try:
         server.data_dir.mkdir(mode=0o700)
         digest = hashlib.sha256(server.admin_password.encode()).hexdigest()

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +81,13 @@ class LogSink(logging.Handler):
             listener(line)
 
 
+def redirect_function_logs(stream: Any) -> None:
+    """Send the functions' log lines (Powertools' stdout handler) to ``stream`` instead."""
+    for handler in logging.getLogger(_service_logger.name or SERVICE_LOGGER).handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, LogSink):
+            handler.setStream(stream)
+
+
 # Hooks tests use to inject faults: called with (function spec, event) before the handler.
 BeforeInvoke = Callable[[FunctionSpec, Any], None]
 
@@ -91,7 +99,7 @@ class FunctionHost:
         self._by_name = {spec.name: spec for spec in functions.values()}
         self._by_arn = {spec.arn: spec for spec in functions.values()}
         self._region = region
-        self._handlers: dict[tuple[str, str], Callable[..., Any]] = {}
+        self._modules: dict[tuple[str, str], types.ModuleType] = {}
         self._lock = threading.Lock()
         self.invocations: list[Invocation] = []
         self.before_invoke: list[BeforeInvoke] = []
@@ -117,7 +125,7 @@ class FunctionHost:
         module_name, function_name = spec.handler.rsplit(".", 1)
         key = (str(spec.code_dir), module_name)
         with self._lock:
-            if key not in self._handlers:
+            if key not in self._modules:
                 path = spec.code_dir / f"{module_name}.py"
                 unique = f"_rotator_fn_{spec.code_dir.name}_{module_name}"
                 loader = importlib.util.spec_from_file_location(unique, path)
@@ -126,9 +134,9 @@ class FunctionHost:
                 module = importlib.util.module_from_spec(loader)
                 sys.modules[unique] = module
                 loader.loader.exec_module(module)
-                self._handlers[key] = module  # type: ignore[assignment]
-            module = self._handlers[key]
-        return getattr(module, function_name)  # type: ignore[no-any-return]
+                self._modules[key] = module
+            handler: Callable[..., Any] = getattr(self._modules[key], function_name)
+        return handler
 
     def invoke(self, spec: FunctionSpec, event: Any) -> Invocation:
         """Call the handler like Lambda: own environment, context, timeout, error payload."""

@@ -147,7 +147,9 @@ class LocalRuntime:
         sns, sqs = self.client("sns"), self.client("sqs")
         for logical_id, arn in self.spec.topics.items():
             topic = sns.create_topic(Name=arn.rsplit(":", 1)[-1])["TopicArn"]
-            queue_url = sqs.create_queue(QueueName=f"{self.stack_name}-{logical_id}-inbox")["QueueUrl"]
+            queue_url = sqs.create_queue(QueueName=f"{self.stack_name}-{logical_id}-inbox")[
+                "QueueUrl"
+            ]
             queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
                 "Attributes"
             ]["QueueArn"]
@@ -168,18 +170,26 @@ class LocalRuntime:
         original_invoke = LambdaBackend.invoke
 
         def invoke(
-            backend: Any, function_name: str, qualifier: str | None, body: Any,
-            headers: Any, response_headers: Any,
+            backend: Any,
+            function_name: str,
+            qualifier: str | None,
+            body: Any,
+            headers: Any,
+            response_headers: Any,
         ) -> bytes | str | None:
             assert runtime.host is not None
             spec = runtime.host.find(function_name)
             if spec is None:
-                return original_invoke(backend, function_name, qualifier, body, headers, response_headers)
+                return original_invoke(
+                    backend, function_name, qualifier, body, headers, response_headers
+                )
             event = json.loads(body) if body else {}
             if headers.get("x-amz-invocation-type") == "Event":
                 import threading
 
-                threading.Thread(target=runtime.host.invoke, args=(spec, event), daemon=True).start()
+                threading.Thread(
+                    target=runtime.host.invoke, args=(spec, event), daemon=True
+                ).start()
                 response_headers["status_code"] = 202
                 return b""
             result = runtime.host.invoke(spec, event)
@@ -197,8 +207,11 @@ class LocalRuntime:
         original_update_stage = SecretsManagerBackend.update_secret_version_stage
 
         def update_secret_version_stage(
-            backend: Any, secret_id: str, version_stage: str,
-            remove_from_version_id: str, move_to_version_id: str,
+            backend: Any,
+            secret_id: str,
+            version_stage: str,
+            remove_from_version_id: str,
+            move_to_version_id: str,
         ) -> tuple[str, str]:
             # moto moves the AWSCURRENT label but keeps serving the old version to a
             # GetSecretValue that names no stage; AWS serves whatever holds AWSCURRENT.
@@ -222,7 +235,7 @@ class LocalRuntime:
     # --- what users of the runtime need ------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)
+        return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
 
     def _router_spec(self) -> Any:
         assert self.spec is not None
@@ -265,7 +278,7 @@ class LocalRuntime:
         from moto.secretsmanager.models import secretsmanager_backends
 
         backend = secretsmanager_backends[ACCOUNT][self.region]
-        secret = backend.describe_secret(secret_id)
+        secret: Any = backend.describe_secret(secret_id)
         secret.rotation_lambda_arn = self.router_function_arn
         secret.rotation_enabled = True
         secret.rotation_requested = True
@@ -293,7 +306,9 @@ class LocalRuntime:
                 alert = Alert(subject=envelope.get("Subject", ""), message=body, raw=raw)
                 alerts.append(alert)
                 self.seen_alerts.append(alert)
-                sqs.delete_message(QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"])
+                sqs.delete_message(
+                    QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
             wait_seconds = 0
 
     def executions(self) -> list[dict[str, Any]]:

@@ -80,10 +80,14 @@ def aws_like_rotate_secret(
         raise InvalidParameterException("RotationLambdaARN must <= 2048 characters long.")
     days = (rotation_rules or {}).get("AutomaticallyAfterDays")
     if days is not None and not 1 <= int(days) <= 1000:
-        raise InvalidParameterException("RotationRules.AutomaticallyAfterDays must be within 1-1000.")
+        raise InvalidParameterException(
+            "RotationRules.AutomaticallyAfterDays must be within 1-1000."
+        )
     lambda_arn = rotation_lambda_arn or secret.rotation_lambda_arn
     if not lambda_arn:
-        raise InvalidRequestException("No Lambda rotation function ARN is associated with this secret.")
+        raise InvalidRequestException(
+            "No Lambda rotation function ARN is associated with this secret."
+        )
     assert runtime.host is not None
     function = runtime.host.find(lambda_arn)
     if function is None:
@@ -101,7 +105,9 @@ def aws_like_rotate_secret(
         return str(secret.to_short_dict())
 
     token, reattempt = choose_token(secret, client_request_token)
-    outcome = RotationOutcome(secret_arn=secret.arn, token=token, succeeded=False, reattempt=reattempt)
+    outcome = RotationOutcome(
+        secret_arn=secret.arn, token=token, succeeded=False, reattempt=reattempt
+    )
     for step in STEPS:
         event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token}
         invocation = runtime.host.invoke(function, event)
@@ -124,7 +130,10 @@ def choose_token(secret: Any, requested: str | None) -> tuple[str, bool]:
         if "AWSCURRENT" in stages:
             stages.remove("AWSPENDING")  # a finished rotation, as AWS sees it
             break
-        return version_id, True  # AWS: "A previous rotation isn't complete. It will be reattempted."
+        return (
+            version_id,
+            True,
+        )  # AWS: "A previous rotation isn't complete. It will be reattempted."
     token = requested or str(uuid.uuid4())
     if token not in secret.versions:
         secret.versions[token] = {

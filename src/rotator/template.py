@@ -141,7 +141,7 @@ class Resolver:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, arg), = node.items()
+            ((key, arg),) = node.items()
             if key == "Ref":
                 return self._ref(arg)
             if key == "Condition" and isinstance(arg, str):
@@ -270,7 +270,9 @@ def build_stack_spec(
         elif kind == "AWS::Logs::LogGroup":
             name = f"/aws/vendedlogs/states/{default_name}"
             refs[logical_id] = name
-            attributes[(logical_id, "Arn")] = f"arn:{partition}:logs:{region}:{account}:log-group:{name}:*"
+            attributes[(logical_id, "Arn")] = (
+                f"arn:{partition}:logs:{region}:{account}:log-group:{name}:*"
+            )
             spec.log_groups[logical_id] = name
         elif kind == "AWS::Serverless::LayerVersion":
             refs[logical_id] = f"arn:{partition}:lambda:{region}:{account}:layer:{default_name}:1"
@@ -294,7 +296,8 @@ def build_stack_spec(
                 timeout=int(resolved.get("Timeout", 3)),
                 memory=int(resolved.get("MemorySize", 128)),
                 environment={
-                    k: str(v) for k, v in resolved.get("Environment", {}).get("Variables", {}).items()
+                    k: str(v)
+                    for k, v in resolved.get("Environment", {}).get("Variables", {}).items()
                 },
                 description=resolved.get("Description", ""),
             )
@@ -309,7 +312,8 @@ def build_stack_spec(
                 definition=definition,
             )
     spec.outputs = {
-        name: resolver.resolve(output["Value"]) for name, output in template.get("Outputs", {}).items()
+        name: resolver.resolve(output["Value"])
+        for name, output in template.get("Outputs", {}).items()
     }
     return spec
 
@@ -337,5 +341,7 @@ def _substitute(text: str, substitutions: dict[str, Any], logical_id: str) -> st
     try:
         json.loads(definition)
     except ValueError as exc:
-        raise TemplateError(f"{logical_id}: definition is not valid JSON after substitution: {exc}") from None
+        raise TemplateError(
+            f"{logical_id}: definition is not valid JSON after substitution: {exc}"
+        ) from None
     return definition

@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rotation_core.engines.base import DatabaseEngine
-from rotation_core.exceptions import AuthenticationFailedError, DatabaseUnavailableError, RotationError
+from rotation_core.exceptions import (
+    AuthenticationFailedError,
+    DatabaseUnavailableError,
+    RotationError,
+)
 from rotation_core.models import DatabaseCredentials
 
 

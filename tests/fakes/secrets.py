@@ -15,7 +15,9 @@ class FakeSecrets(SecretReader):
         self.versions = versions
         self.generated: list[str] = []
 
-    def get_string(self, secret_id: str, *, stage: str = "AWSCURRENT", version_id: str | None = None) -> str | None:
+    def get_string(
+        self, secret_id: str, *, stage: str = "AWSCURRENT", version_id: str | None = None
+    ) -> str | None:
         for vid, (stages, value) in self.versions.items():
             if version_id is not None and vid != version_id:
                 continue

@@ -15,7 +15,9 @@ UNREACHABLE = {
 }
 
 
-def create_secret(rt: Any, name: str, value: dict[str, Any], tags: dict[str, str] | None = None) -> str:
+def create_secret(
+    rt: Any, name: str, value: dict[str, Any], tags: dict[str, str] | None = None
+) -> str:
     kwargs: dict[str, Any] = {"Name": name, "SecretString": json.dumps(value)}
     if tags:
         kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
@@ -23,7 +25,9 @@ def create_secret(rt: Any, name: str, value: dict[str, Any], tags: dict[str, str
 
 
 def versions(rt: Any, secret_id: str) -> dict[str, list[str]]:
-    return dict(rt.client("secretsmanager").describe_secret(SecretId=secret_id)["VersionIdsToStages"])
+    return dict(
+        rt.client("secretsmanager").describe_secret(SecretId=secret_id)["VersionIdsToStages"]
+    )
 
 
 def event(step: str, secret_id: str, token: str, **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from tests.conftest import assert_no_value_in, load_event
 from tests.functional.conftest import UNREACHABLE, create_secret, event, versions
 
 
-def _staged(rt: Any, name: str = "app/db", value: dict[str, Any] | None = None, **tags: str) -> tuple[str, str]:
+def _staged(
+    rt: Any, name: str = "app/db", value: dict[str, Any] | None = None, **tags: str
+) -> tuple[str, str]:
     arn = create_secret(rt, name, value or UNREACHABLE, tags or None)
     return arn, rt.stage_rotation(arn)
 
@@ -30,7 +32,9 @@ def _error(invocation: Any) -> tuple[str, str]:
         ({"RotationToken": ["not", "a", "string"]}, "RotationToken"),
     ],
 )
-def test_a_bad_event_names_the_field_and_starts_nothing(runtime: Any, change: dict[str, Any], field: str) -> None:
+def test_a_bad_event_names_the_field_and_starts_nothing(
+    runtime: Any, change: dict[str, Any], field: str
+) -> None:
     arn, token = _staged(runtime)
     before = versions(runtime, arn)
     bad = {**load_event("createSecret", SecretId=arn, ClientRequestToken=token), **change}
@@ -43,13 +47,19 @@ def test_an_event_missing_the_token_names_it(runtime: Any) -> None:
     arn, _token = _staged(runtime)
     bad = load_event("setSecret", SecretId=arn)
     del bad["ClientRequestToken"]
-    assert _error(runtime.invoke_router(bad)) == ("InvalidEventError", "rotation event field 'ClientRequestToken' is required")
+    assert _error(runtime.invoke_router(bad)) == (
+        "InvalidEventError",
+        "rotation event field 'ClientRequestToken' is required",
+    )
 
 
 def test_a_secret_without_rotation_enabled_is_refused(runtime: Any) -> None:
     arn = create_secret(runtime, "app/db", UNREACHABLE)
     token = "5f0e8b1e-3c2a-4d6f-9b7e-2a1c0d9e8f7a"
-    assert _error(runtime.invoke_router(event("createSecret", arn, token)))[0] == "RotationNotEnabledError"
+    assert (
+        _error(runtime.invoke_router(event("createSecret", arn, token)))[0]
+        == "RotationNotEnabledError"
+    )
     assert runtime.executions() == []
 
 
@@ -71,7 +81,9 @@ def test_a_token_already_current_needs_nothing(runtime: Any) -> None:
 def test_a_token_staged_only_as_previous_is_refused(runtime: Any) -> None:
     arn, token = _staged(runtime)
     sm = runtime.client("secretsmanager")
-    sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=token)
+    sm.update_secret_version_stage(
+        SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=token
+    )
     sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSPREVIOUS", MoveToVersionId=token)
     kind, message = _error(runtime.invoke_router(event("setSecret", arn, token)))
     assert kind == "RotationStateError" and "AWSPENDING" in message
@@ -86,7 +98,9 @@ def test_a_token_staged_only_as_previous_is_refused(runtime: Any) -> None:
         ({**UNREACHABLE, "username": 7}, "username"),
     ],
 )
-def test_a_bad_secret_names_the_field_and_writes_nothing(runtime: Any, value: dict[str, Any], field: str) -> None:
+def test_a_bad_secret_names_the_field_and_writes_nothing(
+    runtime: Any, value: dict[str, Any], field: str
+) -> None:
     arn, token = _staged(runtime, value=value)
     before = versions(runtime, arn)
     kind, message = _error(runtime.invoke_router(event("createSecret", arn, token)))
@@ -114,13 +128,24 @@ def test_create_secret_stores_one_pending_version_sealed_in_transit(runtime: Any
     result = runtime.invoke_router(event("createSecret", arn, token))
     assert not result.failed, result.error
     sm = runtime.client("secretsmanager")
-    pending = json.loads(sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")["SecretString"])
-    assert {k: v for k, v in pending.items() if k != "password"} == {k: v for k, v in UNREACHABLE.items() if k != "password"}
+    pending = json.loads(
+        sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")[
+            "SecretString"
+        ]
+    )
+    assert {k: v for k, v in pending.items() if k != "password"} == {
+        k: v for k, v in UNREACHABLE.items() if k != "password"
+    }
     assert len(pending["password"]) == 32 and pending["password"] != UNREACHABLE["password"]
     assert versions(runtime, arn)[token] == ["AWSPENDING"]
     # the state machine only ever saw ciphertext
-    assert_no_value_in(runtime.all_histories_text(), {"pending": pending["password"], "current": UNREACHABLE["password"]})
-    assert_no_value_in(runtime.log_text(), {"pending": pending["password"], "current": UNREACHABLE["password"]})
+    assert_no_value_in(
+        runtime.all_histories_text(),
+        {"pending": pending["password"], "current": UNREACHABLE["password"]},
+    )
+    assert_no_value_in(
+        runtime.log_text(), {"pending": pending["password"], "current": UNREACHABLE["password"]}
+    )
 
 
 def test_create_secret_twice_makes_one_version_and_one_execution(runtime: Any) -> None:
@@ -138,11 +163,17 @@ def test_the_password_policy_tags_reach_the_worker(runtime: Any) -> None:
     excluded = "aeiouAEIOU01234"
     arn, token = _staged(runtime, RotationPasswordLength="20", RotationExcludeCharacters=excluded)
     runtime.invoke_router(event("createSecret", arn, token))
-    password = json.loads(runtime.client("secretsmanager").get_secret_value(SecretId=arn, VersionId=token)["SecretString"])["password"]
+    password = json.loads(
+        runtime.client("secretsmanager").get_secret_value(SecretId=arn, VersionId=token)[
+            "SecretString"
+        ]
+    )["password"]
     assert len(password) == 20 and not set(password) & set(excluded)
 
 
-def test_a_failed_step_names_the_error_class_and_execution_and_retries_as_a_new_attempt(runtime: Any) -> None:
+def test_a_failed_step_names_the_error_class_and_execution_and_retries_as_a_new_attempt(
+    runtime: Any,
+) -> None:
     arn, token = _staged(runtime)
     runtime.invoke_router(event("createSecret", arn, token))
     kind, message = _error(runtime.invoke_router(event("setSecret", arn, token)))
@@ -167,7 +198,9 @@ def test_a_retried_invocation_attaches_to_the_finished_execution(runtime: Any) -
     assert len([e for e in runtime.executions() if e["name"].startswith("finishSecret")]) == 1
 
 
-def test_a_second_router_for_a_running_execution_waits_for_it_instead_of_starting_another(runtime: Any) -> None:
+def test_a_second_router_for_a_running_execution_waits_for_it_instead_of_starting_another(
+    runtime: Any,
+) -> None:
     import threading
 
     arn, token = _staged(runtime)
@@ -180,7 +213,12 @@ def test_a_second_router_for_a_running_execution_waits_for_it_instead_of_startin
 
     runtime.host.before_invoke.append(hold_worker)
     results: list[Any] = []
-    callers = [threading.Thread(target=lambda: results.append(runtime.invoke_router(event("testSecret", arn, token)))) for _ in range(2)]
+    callers = [
+        threading.Thread(
+            target=lambda: results.append(runtime.invoke_router(event("testSecret", arn, token)))
+        )
+        for _ in range(2)
+    ]
     for caller in callers:
         caller.start()
     import time

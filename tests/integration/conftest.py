@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from rotator.dbservers import (
     DatabaseServer,
     mariadb_available,
@@ -17,7 +18,6 @@ from rotator.dbservers import (
     start_mariadb,
     start_postgres,
 )
-
 from tests.conftest import assert_no_value_in
 
 AVAILABLE: dict[str, Callable[[], bool]] = {
@@ -66,7 +66,9 @@ def unique_name(prefix: str = "app") -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
 
 
-def database_secret(server: DatabaseServer, username: str, password: str, **extra: Any) -> dict[str, Any]:
+def database_secret(
+    server: DatabaseServer, username: str, password: str, **extra: Any
+) -> dict[str, Any]:
     """An AWS-shaped secret for ``username`` on ``server``."""
     return {
         "engine": SECRET_ENGINE[server.engine],
@@ -79,7 +81,9 @@ def database_secret(server: DatabaseServer, username: str, password: str, **extr
     }
 
 
-def create_app_user(rt: Any, server: DatabaseServer, username: str | None = None, **extra: Any) -> tuple[str, str, str]:
+def create_app_user(
+    rt: Any, server: DatabaseServer, username: str | None = None, **extra: Any
+) -> tuple[str, str, str]:
     """Create a login on ``server`` and its secret; returns (secret ARN, username, password)."""
     username = username or unique_name()
     password = new_password()
@@ -92,7 +96,9 @@ def create_app_user(rt: Any, server: DatabaseServer, username: str | None = None
 
 
 def secret_value(rt: Any, arn: str, **kwargs: Any) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(rt.client("secretsmanager").get_secret_value(SecretId=arn, **kwargs)["SecretString"])
+    value: dict[str, Any] = json.loads(
+        rt.client("secretsmanager").get_secret_value(SecretId=arn, **kwargs)["SecretString"]
+    )
     return value
 
 

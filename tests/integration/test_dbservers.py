@@ -1,4 +1,3 @@
-# ruff: noqa: S101
 """Throwaway database servers: they must really check passwords, and clean up after themselves."""
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 import pytest
-from rotator.dbservers import DatabaseServer
 
+from rotator.dbservers import DatabaseServer
 from tests.integration.conftest import (
     create_app_user,
     database_secret,
@@ -50,7 +50,11 @@ def _stored_verifier(server: DatabaseServer, username: str) -> str:
 
 def _worker_outcomes(rt: Any, logical_id: str) -> list[str]:
     name = rt.spec.functions[logical_id].name
-    return [inv.payload.get("Outcome") for inv in rt.host.invocations if inv.function == name and not inv.failed]
+    return [
+        inv.payload.get("Outcome")
+        for inv in rt.host.invocations
+        if inv.function == name and not inv.failed
+    ]
 
 
 def _router(rt: Any, step: str, arn: str, token: str) -> Any:
@@ -64,7 +68,9 @@ def test_the_test_servers_refuse_a_wrong_password(db_server: DatabaseServer) -> 
     assert not db_server.can_login(username, password + "x")
 
 
-def test_a_rotation_changes_the_password_and_moves_the_labels(runtime: Any, db_server: DatabaseServer) -> None:
+def test_a_rotation_changes_the_password_and_moves_the_labels(
+    runtime: Any, db_server: DatabaseServer
+) -> None:
     arn, username, old = create_app_user(runtime, db_server)
     first_version = next(iter(_stages(runtime, arn)))
 
@@ -81,10 +87,14 @@ def test_a_rotation_changes_the_password_and_moves_the_labels(runtime: Any, db_s
     assert secret_value(runtime, arn, VersionStage="AWSPREVIOUS")["password"] == old
     steps = [inv.event["Step"] for inv in outcome.steps]
     assert steps == ["createSecret", "setSecret", "testSecret", "finishSecret"]
-    assert {e["status"] for e in runtime.executions()} == {"SUCCEEDED"} and len(runtime.executions()) == 4
+    assert {e["status"] for e in runtime.executions()} == {"SUCCEEDED"} and len(
+        runtime.executions()
+    ) == 4
 
 
-def test_rotating_three_times_in_a_row_keeps_one_working_password(runtime: Any, db_server: DatabaseServer) -> None:
+def test_rotating_three_times_in_a_row_keeps_one_working_password(
+    runtime: Any, db_server: DatabaseServer
+) -> None:
     arn, username, _old = create_app_user(runtime, db_server)
     seen = []
     for _ in range(3):
@@ -110,7 +120,9 @@ def test_each_step_twice_with_the_same_token_makes_one_version_and_one_change(
     assert db_server.can_login(username, secret_value(runtime, arn)["password"])
 
 
-def test_the_set_worker_run_again_finds_the_password_set_and_changes_nothing(runtime: Any, postgres_server: DatabaseServer) -> None:
+def test_the_set_worker_run_again_finds_the_password_set_and_changes_nothing(
+    runtime: Any, postgres_server: DatabaseServer
+) -> None:
     arn, username, _old = create_app_user(runtime, postgres_server)
     token = runtime.stage_rotation(arn)
     assert not _router(runtime, "createSecret", arn, token).failed
@@ -118,14 +130,19 @@ def test_the_set_worker_run_again_finds_the_password_set_and_changes_nothing(run
     stored = _stored_verifier(postgres_server, username)
     # the worker itself, invoked again as a Step Functions retry would
     worker = runtime.spec.functions["SingleUserSetSecretFunction"]
-    step_input = json.loads(runtime.client("stepfunctions").describe_execution(
-        executionArn=runtime.executions()[0]["executionArn"])["input"])
+    step_input = json.loads(
+        runtime.client("stepfunctions").describe_execution(
+            executionArn=runtime.executions()[0]["executionArn"]
+        )["input"]
+    )
     again = runtime.host.invoke(worker, {**step_input, "Step": "setSecret"})
     assert again.payload == {"Outcome": "already-set"}
     assert _stored_verifier(postgres_server, username) == stored
 
 
-def test_set_secret_finds_the_pending_password_already_in_the_database(runtime: Any, db_server: DatabaseServer) -> None:
+def test_set_secret_finds_the_pending_password_already_in_the_database(
+    runtime: Any, db_server: DatabaseServer
+) -> None:
     arn, username, _old = create_app_user(runtime, db_server)
     token = runtime.stage_rotation(arn)
     assert not _router(runtime, "createSecret", arn, token).failed
@@ -140,19 +157,27 @@ def test_set_secret_finds_the_pending_password_already_in_the_database(runtime: 
     assert db_server.can_login(username, pending)
 
 
-def test_a_crash_between_set_and_finish_is_completed_by_the_next_rotation(runtime: Any, db_server: DatabaseServer) -> None:
+def test_a_crash_between_set_and_finish_is_completed_by_the_next_rotation(
+    runtime: Any, db_server: DatabaseServer
+) -> None:
     arn, username, old = create_app_user(runtime, db_server)
     crashed = []
 
     def crash_before_finish(spec: Any, event: Any) -> None:
-        if spec.logical_id == "RouterFunction" and event.get("Step") == "finishSecret" and not crashed:
+        if (
+            spec.logical_id == "RouterFunction"
+            and event.get("Step") == "finishSecret"
+            and not crashed
+        ):
             crashed.append(True)
             raise RuntimeError("router crashed before finishSecret")
 
     runtime.host.before_invoke.append(crash_before_finish)
     first = runtime.rotate(arn)
     assert not first.succeeded and first.failed_step == "finishSecret"
-    pending = secret_value(runtime, arn, VersionId=first.token, VersionStage="AWSPENDING")["password"]
+    pending = secret_value(runtime, arn, VersionId=first.token, VersionStage="AWSPENDING")[
+        "password"
+    ]
     # the database already has the new password; AWSPENDING holds it (invariant 4)
     assert db_server.can_login(username, pending) and not db_server.can_login(username, old)
     assert secret_value(runtime, arn)["password"] == old
@@ -167,11 +192,15 @@ def test_a_crash_between_set_and_finish_is_completed_by_the_next_rotation(runtim
     assert len([e for e in runtime.executions() if e["name"].startswith("finishSecret")]) == 1
 
 
-def test_a_wrong_current_password_fails_once_and_changes_nothing(runtime: Any, db_server: DatabaseServer) -> None:
+def test_a_wrong_current_password_fails_once_and_changes_nothing(
+    runtime: Any, db_server: DatabaseServer
+) -> None:
     username, real = unique_name(), new_password()
     db_server.create_login(username, real)
     wrong = database_secret(db_server, username, new_password())
-    arn = runtime.client("secretsmanager").create_secret(Name=f"it/{unique_name()}", SecretString=json.dumps(wrong))["ARN"]
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"it/{unique_name()}", SecretString=json.dumps(wrong)
+    )["ARN"]
     current_version = next(iter(_stages(runtime, arn)))
 
     outcome = runtime.rotate(arn)
@@ -197,12 +226,17 @@ def test_a_bad_secret_writes_no_version_and_leaves_the_database_alone(
     username, password = unique_name(), new_password()
     db_server.create_login(username, password)
     secret = {**database_secret(db_server, username, password), **change}
-    arn = runtime.client("secretsmanager").create_secret(Name=f"it/{unique_name()}", SecretString=json.dumps(secret))["ARN"]
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"it/{unique_name()}", SecretString=json.dumps(secret)
+    )["ARN"]
 
     outcome = runtime.rotate(arn)
 
     assert not outcome.succeeded and outcome.failed_step == "createSecret"
-    assert outcome.error["errorType"] == "InvalidSecretError" and f"'{field}'" in outcome.error["errorMessage"]
+    assert (
+        outcome.error["errorType"] == "InvalidSecretError"
+        and f"'{field}'" in outcome.error["errorMessage"]
+    )
     with pytest.raises(runtime.client("secretsmanager").exceptions.ResourceNotFoundException):
         runtime.client("secretsmanager").get_secret_value(SecretId=arn, VersionId=outcome.token)
     assert runtime.executions() == []
@@ -210,7 +244,9 @@ def test_a_bad_secret_writes_no_version_and_leaves_the_database_alone(
 
 
 @pytest.mark.parametrize("username", HOSTILE_USERNAMES)
-def test_hostile_usernames_rotate_and_harm_nothing_else(runtime: Any, db_server: DatabaseServer, username: str) -> None:
+def test_hostile_usernames_rotate_and_harm_nothing_else(
+    runtime: Any, db_server: DatabaseServer, username: str
+) -> None:
     # a user literally named "y" must survive "x; DROP ROLE y"
     bystander, bystander_password = unique_name("y"), new_password()
     db_server.create_login(bystander, bystander_password)
@@ -231,6 +267,8 @@ def _set_password_as_admin(server: DatabaseServer, username: str, password: str)
         if server.engine == "postgres":
             from psycopg2 import sql
 
-            cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(username)), (password,))
+            cur.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(username)), (password,)
+            )
         else:
             cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (username, password))

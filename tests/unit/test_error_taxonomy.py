@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import rotation_core
 from rotation_core import exceptions
+
 from rotator.template import build_stack_spec, load_template
 
 CORE = Path(rotation_core.__file__).parent
@@ -29,7 +30,8 @@ def _taxonomy() -> dict[str, type[exceptions.RotationError]]:
         for name, cls in vars(exceptions).items()
         if isinstance(cls, type)
         and issubclass(cls, exceptions.RotationError)
-        and cls not in (exceptions.RotationError, exceptions.TransientError, exceptions.PermanentError)
+        and cls
+        not in (exceptions.RotationError, exceptions.TransientError, exceptions.PermanentError)
     }
 
 
@@ -46,7 +48,10 @@ def _worker_raised() -> set[str]:
 
 def _worker_tasks() -> list[tuple[str, dict[str, Any]]]:
     spec = build_stack_spec(
-        load_template(), stack_name="t", region="us-east-1", account="123456789012",
+        load_template(),
+        stack_name="t",
+        region="us-east-1",
+        account="123456789012",
         kms_key=("k", "arn:aws:kms:us-east-1:123456789012:key/k"),
     )
     tasks = []
@@ -69,17 +74,25 @@ def test_every_class_is_either_transient_or_permanent() -> None:
 
 def test_the_scan_finds_the_errors_workers_raise() -> None:
     # guards the scan itself: these are certainly raised by worker code
-    assert {"NoWorkingCredentialError", "AuthenticationFailedError", "DatabaseUnavailableError"} <= _worker_raised()
+    assert {
+        "NoWorkingCredentialError",
+        "AuthenticationFailedError",
+        "DatabaseUnavailableError",
+    } <= _worker_raised()
 
 
 @pytest.mark.parametrize(("state_name", "state"), _worker_tasks())
-def test_transient_errors_and_only_those_are_retried(state_name: str, state: dict[str, Any]) -> None:
+def test_transient_errors_and_only_those_are_retried(
+    state_name: str, state: dict[str, Any]
+) -> None:
     retried = {e for retrier in state.get("Retry", []) for e in retrier["ErrorEquals"]}
     transient = {c.__name__ for c in exceptions.TRANSIENT_ERRORS} & _worker_raised()
     assert retried - LAMBDA_SERVICE_ERRORS == transient, state_name
-    assert LAMBDA_SERVICE_ERRORS <= retried, state_name
+    assert retried >= LAMBDA_SERVICE_ERRORS, state_name
     for retrier in state["Retry"]:
-        assert retrier.get("JitterStrategy") == "FULL" and retrier.get("MaxDelaySeconds"), state_name
+        assert retrier.get("JitterStrategy") == "FULL" and retrier.get("MaxDelaySeconds"), (
+            state_name
+        )
 
 
 @pytest.mark.parametrize(("state_name", "state"), _worker_tasks())

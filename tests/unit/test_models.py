@@ -33,8 +33,13 @@ def test_the_policy_round_trips_through_the_step_input() -> None:
 
 @pytest.mark.parametrize(
     ("engine", "family"),
-    [("postgres", "postgres"), ("aurora-postgresql", "postgres"), ("mysql", "mysql"),
-     ("mariadb", "mysql"), ("aurora-mysql", "mysql")],
+    [
+        ("postgres", "postgres"),
+        ("aurora-postgresql", "postgres"),
+        ("mysql", "mysql"),
+        ("mariadb", "mysql"),
+        ("aurora-mysql", "mysql"),
+    ],
 )
 def test_engines_map_to_their_protocol_family(engine: str, family: str) -> None:
     assert engine_family(engine) == family

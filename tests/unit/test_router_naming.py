@@ -38,7 +38,9 @@ def test_names_are_always_valid_step_functions_names(token: str) -> None:
 
 
 def test_a_strategy_tag_wins_over_the_secret_shape() -> None:
-    assert resolve_strategy({"RotationStrategy": "single-user"}, {"masterarn": "x"}) == "single-user"
+    assert (
+        resolve_strategy({"RotationStrategy": "single-user"}, {"masterarn": "x"}) == "single-user"
+    )
 
 
 def test_a_master_arn_means_alternating_users() -> None:

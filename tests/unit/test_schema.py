@@ -49,7 +49,9 @@ def test_an_unknown_step_is_named_with_the_allowed_steps() -> None:
 
 
 def test_a_token_too_short_is_rejected() -> None:
-    assert "'ClientRequestToken'" in _event_error(load_event("setSecret", ClientRequestToken="short"))
+    assert "'ClientRequestToken'" in _event_error(
+        load_event("setSecret", ClientRequestToken="short")
+    )
 
 
 def test_an_event_that_is_not_an_object_is_rejected() -> None:

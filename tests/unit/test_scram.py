@@ -23,7 +23,9 @@ def test_the_verifier_proves_knowledge_of_the_password_as_scram_defines() -> Non
     salted = hashlib.pbkdf2_hmac("sha256", b"pencil", salt, 4096)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     assert base64.b64decode(stored_key_b64) == hashlib.sha256(client_key).digest()
-    assert base64.b64decode(server_key_b64) == hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    assert (
+        base64.b64decode(server_key_b64) == hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    )
 
 
 def test_the_verifier_does_not_contain_the_password() -> None:

@@ -24,8 +24,12 @@ BASE = {"engine": "postgres", "host": "db", "port": 5432, "username": "app"}
 
 def _step(name: str) -> StepInput:
     return StepInput(
-        step=name, secret_arn="arn:aws:secretsmanager:us-east-1:1:secret:x", token=TOKEN,
-        strategy="single-user", engine="postgres", policy=PasswordPolicy(length=24),
+        step=name,
+        secret_arn="arn:aws:secretsmanager:us-east-1:1:secret:x",
+        token=TOKEN,
+        strategy="single-user",
+        engine="postgres",
+        policy=PasswordPolicy(length=24),
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from rotator.functions import FunctionHost
 from rotator.template import PROJECT_ROOT, build_stack_spec, load_template
 
@@ -16,13 +17,18 @@ WRITES = {"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionSt
 
 def _spec() -> Any:
     return build_stack_spec(
-        TEMPLATE, stack_name="t", region="us-east-1", account="123456789012",
+        TEMPLATE,
+        stack_name="t",
+        region="us-east-1",
+        account="123456789012",
         kms_key=("k", "arn:aws:kms:us-east-1:123456789012:key/k"),
     )
 
 
 def _functions() -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    return {
+        k: v for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::Serverless::Function"
+    }
 
 
 def _actions(resource: dict[str, Any]) -> set[str]:
@@ -58,9 +64,18 @@ def test_worker_functions_read_only_secrets_that_name_this_router() -> None:
     for name, fn in _functions().items():
         for policy in fn["Properties"].get("Policies", []):
             for statement in policy.get("Statement", []):
-                if any(str(a).startswith("secretsmanager:Get") and a != "secretsmanager:GetRandomPassword"
-                       for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])):
-                    assert "secretsmanager:resource/AllowRotationLambdaArn" in json.dumps(statement["Condition"]), name
+                if any(
+                    str(a).startswith("secretsmanager:Get")
+                    and a != "secretsmanager:GetRandomPassword"
+                    for a in (
+                        [statement["Action"]]
+                        if isinstance(statement["Action"], str)
+                        else statement["Action"]
+                    )
+                ):
+                    assert "secretsmanager:resource/AllowRotationLambdaArn" in json.dumps(
+                        statement["Condition"]
+                    ), name
 
 
 def test_every_lambda_the_state_machine_invokes_is_a_template_function() -> None:
@@ -83,12 +98,18 @@ def test_the_state_machine_takes_its_intervals_from_substitutions() -> None:
 
 @pytest.mark.parametrize(
     ("code_uri", "needed"),
-    [("functions/single_user", {"psycopg2-binary", "pymysql"}),
-     ("functions/shared", {"aws-lambda-powertools", "jsonschema"})],
+    [
+        ("functions/single_user", {"psycopg2-binary", "pymysql"}),
+        ("functions/shared", {"aws-lambda-powertools", "jsonschema"}),
+    ],
 )
 def test_sam_requirements_list_what_the_code_imports(code_uri: str, needed: set[str]) -> None:
     lines = (PROJECT_ROOT / code_uri / "requirements.txt").read_text().splitlines()
-    names = {line.split(">")[0].split("=")[0].strip().lower() for line in lines if line and not line.startswith("#")}
+    names = {
+        line.split(">")[0].split("=")[0].strip().lower()
+        for line in lines
+        if line and not line.startswith("#")
+    }
     assert needed <= names
     pyproject = (PROJECT_ROOT / "pyproject.toml").read_text()
     assert all(f'"{name}' in pyproject for name in needed)

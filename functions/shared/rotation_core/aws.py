@@ -60,7 +60,11 @@ def aws_errors(action: str) -> Iterator[None]:
         code = error_code(exc)
         if code in _THROTTLING_CODES:
             raise AwsThrottlingError(f"{action}: AWS returned {code}") from None
-        if type(exc).__name__ in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
+        if type(exc).__name__ in (
+            "EndpointConnectionError",
+            "ConnectTimeoutError",
+            "ReadTimeoutError",
+        ):
             raise AwsThrottlingError(f"{action}: {type(exc).__name__}") from None
         raise
 
@@ -185,7 +189,9 @@ class Sealer:
         except AwsThrottlingError:
             raise
         except Exception as exc:
-            raise SealingError(f"KMS Encrypt failed: {error_code(exc) or type(exc).__name__}") from None
+            raise SealingError(
+                f"KMS Encrypt failed: {error_code(exc) or type(exc).__name__}"
+            ) from None
         return {
             "Ciphertext": base64.b64encode(response["CiphertextBlob"]).decode("ascii"),
             "KeyId": response["KeyId"],
@@ -203,7 +209,9 @@ class Sealer:
         except AwsThrottlingError:
             raise
         except Exception as exc:
-            raise SealingError(f"KMS Decrypt failed: {error_code(exc) or type(exc).__name__}") from None
+            raise SealingError(
+                f"KMS Decrypt failed: {error_code(exc) or type(exc).__name__}"
+            ) from None
         payload: dict[str, Any] = json.loads(response["Plaintext"])
         return payload
 

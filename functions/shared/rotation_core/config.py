@@ -39,7 +39,9 @@ def int_setting(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise InvalidConfigurationError(f"environment setting '{name}' must be a whole number") from None
+        raise InvalidConfigurationError(
+            f"environment setting '{name}' must be a whole number"
+        ) from None
 
 
 def float_setting(name: str, default: float) -> float:

@@ -22,7 +22,15 @@ from rotation_core.strategies.common import WorkerContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-_CONTEXT_KEYS = ["function_name", "function_request_id", "secret_name", "step", "strategy", "engine", "token"]
+_CONTEXT_KEYS = [
+    "function_name",
+    "function_request_id",
+    "secret_name",
+    "step",
+    "strategy",
+    "engine",
+    "token",
+]
 
 
 def _bind(context: Any) -> None:
@@ -38,7 +46,7 @@ def _client(service: str, region: str | None) -> Any:
     # Created on first use, not at import: a cold start that fails validation makes no client.
     import boto3
 
-    return boto3.client(service, region_name=region)
+    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
 
 
 def client(service: str) -> Any:
@@ -61,13 +69,18 @@ def worker(step_fn: Callable[[WorkerContext, StepInput], dict[str, Any]]) -> Han
         _bind(context)
         step = StepInput.parse(event)
         logger.thread_safe_append_keys(
-            secret_name=step.secret_name, step=step.step, strategy=step.strategy,
-            engine=step.engine, token=step.token,
+            secret_name=step.secret_name,
+            step=step.step,
+            strategy=step.strategy,
+            engine=step.engine,
+            token=step.token,
         )
         try:
             result = step_fn(worker_context(), step)
         except RotationError as exc:
-            logger.error("step failed", extra={"error_class": type(exc).__name__, "reason": str(exc)})
+            logger.error(
+                "step failed", extra={"error_class": type(exc).__name__, "reason": str(exc)}
+            )
             raise
         else:
             logger.info("step done", extra={"outcome": result.get("Outcome", "sealed")})
@@ -110,7 +123,9 @@ def route(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         result = build_router().handle(event, remaining_seconds)
     except RotationError as exc:
-        logger.error("rotation step failed", extra={"error_class": type(exc).__name__, "reason": str(exc)})
+        logger.error(
+            "rotation step failed", extra={"error_class": type(exc).__name__, "reason": str(exc)}
+        )
         _count("StepFailed", step)
         raise
     else:

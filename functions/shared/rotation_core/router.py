@@ -69,9 +69,7 @@ def resolve_strategy(tags: dict[str, str], current: dict[str, Any]) -> str:
     tagged = tags.get(STRATEGY_TAG)
     if tagged is not None:
         if tagged not in STRATEGIES:
-            raise InvalidSecretError(
-                f"tag '{STRATEGY_TAG}' must be one of {', '.join(STRATEGIES)}"
-            )
+            raise InvalidSecretError(f"tag '{STRATEGY_TAG}' must be one of {', '.join(STRATEGIES)}")
         return tagged
     return "alternating-users" if "masterarn" in current else "single-user"
 
@@ -117,7 +115,9 @@ class Router:
         metadata = self._secrets.describe(event["SecretId"])
         logger.thread_safe_append_keys(secret_name=metadata.name, step=step, token=token)
         if not metadata.rotation_enabled:
-            raise RotationNotEnabledError(f"secret {metadata.name!r} does not have rotation enabled")
+            raise RotationNotEnabledError(
+                f"secret {metadata.name!r} does not have rotation enabled"
+            )
         if token not in metadata.versions:
             raise RotationStateError(
                 f"secret version {token} has no stage for rotation of {metadata.name!r}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from rotation_core.exceptions import (
@@ -61,10 +61,9 @@ class DatabaseEngine(ABC):
         try:
             yield conn
         finally:
-            try:
+            # closing a broken connection must not mask the error that broke it
+            with suppress(Exception):
                 conn.close()
-            except Exception:  # noqa: S110 - closing a broken connection must not mask the error
-                pass
 
     def can_login(self, creds: DatabaseCredentials) -> bool:
         """True if ``creds`` log in; False if refused; other failures propagate."""

@@ -57,7 +57,9 @@ class MySQLEngine(DatabaseEngine):
         if code in _AUTH_CODES:
             return AuthenticationFailedError(f"{action}: login refused for {who}")
         if code in _BUSY_CODES:
-            return TooManyConnectionsError(f"{action}: {creds.host}:{creds.port} has no free connections")
+            return TooManyConnectionsError(
+                f"{action}: {creds.host}:{creds.port} has no free connections"
+            )
         if code == _UNKNOWN_DB:
             return InvalidSecretError("secret field 'dbname' names a database that does not exist")
         if code == _BLOCKED_HOST:
@@ -67,7 +69,9 @@ class MySQLEngine(DatabaseEngine):
         if code is not None and code < 2000 and action == "read probe":
             return ProbeFailedError(f"{action} failed for {who} (error {code})")
         detail = f"error {code}" if code is not None else type(exc).__name__
-        return DatabaseUnavailableError(f"{action}: {creds.host}:{creds.port} unavailable ({detail})")
+        return DatabaseUnavailableError(
+            f"{action}: {creds.host}:{creds.port} unavailable ({detail})"
+        )
 
     @staticmethod
     def is_mariadb(conn: Any) -> bool:
@@ -79,9 +83,7 @@ class MySQLEngine(DatabaseEngine):
     def _set_own_password(self, conn: Any, creds: DatabaseCredentials, new_password: str) -> None:
         # SET PASSWORD for one's own account needs no privilege on either server;
         # ALTER USER does on MariaDB. MySQL 8 dropped PASSWORD() and takes the plain string.
-        statement = (
-            "SET PASSWORD = PASSWORD(%s)" if self.is_mariadb(conn) else "SET PASSWORD = %s"
-        )
+        statement = "SET PASSWORD = PASSWORD(%s)" if self.is_mariadb(conn) else "SET PASSWORD = %s"
         with conn.cursor() as cur:
             cur.execute(statement, (new_password,))
 
@@ -91,4 +93,6 @@ class MySQLEngine(DatabaseEngine):
             current_user, _now = cur.fetchone()
         user = str(current_user).rsplit("@", 1)[0]
         if user != creds.username:
-            raise ProbeFailedError(f"read probe: session runs as {user!r}, expected {creds.username!r}")
+            raise ProbeFailedError(
+                f"read probe: session runs as {user!r}, expected {creds.username!r}"
+            )

@@ -81,10 +81,14 @@ class PostgresEngine(DatabaseEngine):
         text = str(exc).lower()
         if code in ("28P01", "28000") or (code is None and any(m in text for m in _AUTH_MARKERS)):
             if code is None and "database" in text and "does not exist" in text:
-                return InvalidSecretError("secret field 'dbname' names a database that does not exist")
+                return InvalidSecretError(
+                    "secret field 'dbname' names a database that does not exist"
+                )
             return AuthenticationFailedError(f"{action}: login refused for {who}")
         if code in ("53300", "53400") or any(m in text for m in _BUSY_MARKERS):
-            return TooManyConnectionsError(f"{action}: {creds.host}:{creds.port} has no free connections")
+            return TooManyConnectionsError(
+                f"{action}: {creds.host}:{creds.port} has no free connections"
+            )
         if code == "3D000":
             return InvalidSecretError("secret field 'dbname' names a database that does not exist")
         if code is not None and code.startswith("42"):
@@ -92,7 +96,9 @@ class PostgresEngine(DatabaseEngine):
         if code is not None and action == "read probe":
             return ProbeFailedError(f"{action} failed for {who} (SQLSTATE {code})")
         detail = f"SQLSTATE {code}" if code else type(exc).__name__
-        return DatabaseUnavailableError(f"{action}: {creds.host}:{creds.port} unavailable ({detail})")
+        return DatabaseUnavailableError(
+            f"{action}: {creds.host}:{creds.port} unavailable ({detail})"
+        )
 
     def _set_own_password(self, conn: Any, creds: DatabaseCredentials, new_password: str) -> None:
         from psycopg2 import sql
@@ -106,4 +112,6 @@ class PostgresEngine(DatabaseEngine):
             cur.execute("SELECT current_user, now()")
             user, _now = cur.fetchone()
         if user != creds.username:
-            raise ProbeFailedError(f"read probe: session runs as {user!r}, expected {creds.username!r}")
+            raise ProbeFailedError(
+                f"read probe: session runs as {user!r}, expected {creds.username!r}"
+            )
