@@ -8,3 +8,4 @@ from rotation_core.strategies import single_user
 create_secret = worker(single_user.create_secret)
 set_secret = worker(single_user.set_secret)
 test_secret = worker(single_user.test_secret)
+rollback = worker(single_user.rollback)

@@ -21,7 +21,6 @@ from typing import Any
 
 from rotation_core import config
 from rotation_core.observability import logger as _service_logger  # creates the handler we copy
-
 from rotator.template import FunctionSpec
 
 SERVICE_LOGGER = "secret-rotation"

@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -37,6 +38,13 @@ FAST_PARAMETERS = {
     "RetryMaxAttempts": "2",
     "RetryMaxDelaySeconds": "2",
     "RouterTimeoutSeconds": "120",
+    "GraceBudgetSeconds": "12",
+    "TestAttemptTimeoutSeconds": "2",
+    "GraceFirstRetrySeconds": "1",
+    "GraceMaxDelaySeconds": "2",
+    "IamPropagationWaitSeconds": "1",
+    "RetireAfterSeconds": "3",
+    "DeleteAfterSeconds": "3",
 }
 FAST_ROUTER_ENV = {"POLL_INITIAL_SECONDS": "0.05", "POLL_MAX_SECONDS": "0.25"}
 
@@ -59,6 +67,7 @@ class LocalRuntime:
         region: str = "us-east-1",
         parameter_overrides: dict[str, Any] | None = None,
         fast: bool = True,
+        iam_propagation_seconds: float = 0.0,
     ) -> None:
         self.template_path = template_path
         self.stack_name = stack_name
@@ -67,6 +76,9 @@ class LocalRuntime:
         overrides.update(parameter_overrides or {})
         self._overrides = overrides
         self._fast = fast
+        #: STS refuses a new access key this long after CreateAccessKey, as IAM does for a few
+        #: seconds in AWS; lets tests see the state machine retry through propagation.
+        self.iam_propagation_seconds = iam_propagation_seconds
         self._stack = ExitStack()
         self.spec: StackSpec | None = None
         self.host: FunctionHost | None = None
@@ -223,6 +235,7 @@ class LocalRuntime:
             return result
 
         self._stack.enter_context(mock.patch.object(LambdaBackend, "invoke", invoke))
+        self._patch_sts()
         self._stack.enter_context(
             mock.patch.object(SecretsManagerBackend, "rotate_secret", rotate_secret)
         )
@@ -230,6 +243,41 @@ class LocalRuntime:
             mock.patch.object(
                 SecretsManagerBackend, "update_secret_version_stage", update_secret_version_stage
             )
+        )
+
+    def _patch_sts(self) -> None:
+        """moto's STS accepts any key; AWS refuses unknown, inactive and not-yet-propagated ones."""
+        from moto.iam.models import iam_backends
+        from moto.sts.exceptions import STSClientError
+        from moto.sts.models import STSBackend
+
+        runtime = self
+        original = STSBackend.get_caller_identity
+
+        def find_key(access_key_id: str) -> Any:
+            for by_partition in iam_backends.values():
+                for backend in by_partition.values():
+                    for user in list(backend.users.values()):
+                        for key in user.access_keys:
+                            if key.access_key_id == access_key_id:
+                                return key
+            return None
+
+        def get_caller_identity(backend: Any, access_key_id: str, region: str) -> Any:
+            key = find_key(access_key_id)
+            refused = STSClientError(
+                "InvalidClientTokenId", "The security token included in the request is invalid."
+            )
+            if key is None and access_key_id.startswith("AKIA"):
+                raise refused  # an IAM user key that no longer exists
+            if key is not None:
+                age = (datetime.now(UTC) - key.create_date.replace(tzinfo=UTC)).total_seconds()
+                if key.status != "Active" or age < runtime.iam_propagation_seconds:
+                    raise refused
+            return original(backend, access_key_id, region)
+
+        self._stack.enter_context(
+            mock.patch.object(STSBackend, "get_caller_identity", get_caller_identity)
         )
 
     # --- what users of the runtime need ------------------------------------------------------
@@ -253,6 +301,10 @@ class LocalRuntime:
     @property
     def state_machine_arn(self) -> str:
         return self.state_machine_arns["RotationStateMachine"]
+
+    @property
+    def retirement_state_machine_arn(self) -> str:
+        return self.state_machine_arns["RetirementStateMachine"]
 
     def invoke_router(self, event: dict[str, Any]) -> Any:
         """Invoke the router as Secrets Manager would, returning the Lambda invocation."""

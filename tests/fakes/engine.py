@@ -45,7 +45,7 @@ class FakeEngine(DatabaseEngine):
         if self.database.passwords.get(creds.username) != creds.password:
             raise FakeDriverError("auth")
         self.database.logins += 1
-        return _FakeConnection()
+        return _FakeConnection(creds.username)
 
     def _classify(self, exc: Exception, creds: DatabaseCredentials, action: str) -> RotationError:
         if getattr(exc, "kind", "") == "auth":
@@ -59,7 +59,25 @@ class FakeEngine(DatabaseEngine):
     def _probe(self, conn: Any, creds: DatabaseCredentials) -> None:
         return None
 
+    def _write_probe(self, conn: Any) -> None:
+        return None
+
+    def _account(self, conn: Any) -> str:
+        return str(conn.username)
+
+    def _sync_clone(self, conn: Any, original: Any, clone: str, password: str | None) -> None:
+        if password is not None:
+            self.database.passwords[clone] = password
+            self.database.password_changes += 1
+
+    def _set_user_password(self, conn: Any, username: str, password: str) -> None:
+        self.database.passwords[username] = password
+        self.database.password_changes += 1
+
 
 class _FakeConnection:
+    def __init__(self, username: str) -> None:
+        self.username = username
+
     def close(self) -> None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rotation_core.exceptions import InvalidConfigurationError, UnsupportedEngineError
 from rotation_core.models import PasswordPolicy, engine_family
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from rotation_core.exceptions import InvalidSecretError
 from rotation_core.router import execution_name, resolve_strategy
 

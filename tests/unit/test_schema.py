@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from rotation_core.exceptions import InvalidEventError, InvalidSecretError
 from rotation_core.models import DatabaseCredentials
 from rotation_core.schema import validate
-
 from tests.conftest import load_event
 
 SECRET = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from rotation_core.exceptions import (
     DatabaseUnavailableError,
     NoWorkingCredentialError,
@@ -14,7 +15,6 @@ from rotation_core.exceptions import (
 from rotation_core.models import PasswordPolicy, StepInput
 from rotation_core.strategies import single_user
 from rotation_core.strategies.common import WorkerContext
-
 from tests.fakes.engine import FakeDatabase, FakeEngine
 from tests.fakes.secrets import FakeSecrets
 

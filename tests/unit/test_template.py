@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,34 +61,41 @@ def test_no_function_is_granted_wildcard_actions() -> None:
         assert not any(a.endswith(":*") or a == "*" for a in _actions(fn)), name
 
 
-def test_worker_functions_read_only_secrets_that_name_this_router() -> None:
+def test_functions_read_only_rotated_secrets_or_masters_tagged_for_this_stack() -> None:
+    allowed = ("secretsmanager:resource/AllowRotationLambdaArn", "secretsmanager:ResourceTag/")
     for name, fn in _functions().items():
         for policy in fn["Properties"].get("Policies", []):
             for statement in policy.get("Statement", []):
-                if any(
-                    str(a).startswith("secretsmanager:Get")
-                    and a != "secretsmanager:GetRandomPassword"
-                    for a in (
-                        [statement["Action"]]
-                        if isinstance(statement["Action"], str)
-                        else statement["Action"]
-                    )
-                ):
-                    assert "secretsmanager:resource/AllowRotationLambdaArn" in json.dumps(
-                        statement["Condition"]
-                    ), name
+                actions = statement["Action"]
+                actions = [actions] if isinstance(actions, str) else actions
+                if "secretsmanager:GetSecretValue" in actions:
+                    condition = json.dumps(statement["Condition"])
+                    assert any(key in condition for key in allowed), name
 
 
-def test_every_lambda_the_state_machine_invokes_is_a_template_function() -> None:
+def test_only_workers_that_need_the_master_secret_may_read_it() -> None:
+    readers = {
+        name
+        for name, fn in _functions().items()
+        if "SecretRotationMaster" in json.dumps(fn["Properties"].get("Policies", []), default=str)
+    }
+    assert readers == {
+        "SingleUserRollbackFunction",
+        "AlternatingUsersSetSecretFunction",
+        "MultiCredentialSetSecretFunction",
+        "MultiCredentialRollbackFunction",
+        "MultiCredentialRetireFunction",
+    }
+
+
+def test_every_lambda_the_state_machines_invoke_is_a_template_function() -> None:
     spec = _spec()
     arns = {fn.arn for fn in spec.functions.values()}
-    definition = json.loads(spec.state_machines["RotationStateMachine"].definition)
-    invoked = {
-        state["Parameters"]["FunctionName"]
-        for state in definition["States"].values()
-        if "lambda:invoke" in state.get("Resource", "")
-    }
-    assert invoked and invoked <= arns
+    text = "\n".join(m.definition for m in spec.state_machines.values())
+    invoked = set(re.findall(r"arn:aws:lambda:[^\"]+", text))
+    workers = {fn.arn for name, fn in spec.functions.items() if name != "RouterFunction"}
+    assert invoked <= arns
+    assert invoked == workers, "a worker function is never invoked, or the router is"
 
 
 def test_the_state_machine_takes_its_intervals_from_substitutions() -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotation_core.exceptions import (
     AwsThrottlingError,
+    PrivilegeError,
     RotationStateError,
     SealingError,
 )
@@ -101,18 +102,23 @@ class SecretReader:
         )
 
     def get_string(
-        self, secret_id: str, *, stage: str = CURRENT, version_id: str | None = None
+        self, secret_id: str, *, stage: str | None = CURRENT, version_id: str | None = None
     ) -> str | None:
         """The SecretString of a version, or None if that version/stage holds no value."""
-        kwargs: dict[str, Any] = {"SecretId": secret_id, "VersionStage": stage}
+        kwargs: dict[str, Any] = {"SecretId": secret_id}
+        if stage is not None:
+            kwargs["VersionStage"] = stage
         if version_id is not None:
             kwargs["VersionId"] = version_id
         try:
             with aws_errors("GetSecretValue"):
                 value = self._client.get_secret_value(**kwargs)
         except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
+            code = error_code(exc)
+            if code == "ResourceNotFoundException":
                 return None
+            if code in ("AccessDeniedException", "AccessDenied"):
+                raise PrivilegeError(f"GetSecretValue: not allowed to read {secret_id}") from None
             raise
         return value.get("SecretString")
 

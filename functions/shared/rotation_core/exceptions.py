@@ -41,6 +41,14 @@ class AwsThrottlingError(TransientError):
     """An AWS API throttled the call or reported an internal error."""
 
 
+class CredentialNotYetValidError(TransientError):
+    """A new credential is refused; IAM and similar backends take seconds to propagate one."""
+
+
+class RetiredCredentialStillWorksError(TransientError):
+    """A credential retirement was asked for is still accepted (propagation, or it failed)."""
+
+
 class RotationInProgressError(TransientError):
     """The step's execution is still running; the router timed out waiting for it."""
 
@@ -104,6 +112,8 @@ TRANSIENT_ERRORS: tuple[type[RotationError], ...] = (
     DatabaseUnavailableError,
     TooManyConnectionsError,
     AwsThrottlingError,
+    CredentialNotYetValidError,
+    RetiredCredentialStillWorksError,
     RotationInProgressError,
 )
 

@@ -14,6 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from rotation_core import config
 from rotation_core.aws import Sealer, SecretReader, SecretWriter
+from rotation_core.backends.iam_keys import IamKeys
 from rotation_core.exceptions import RotationError
 from rotation_core.models import PasswordPolicy, StepInput
 from rotation_core.observability import logger, metrics
@@ -53,11 +54,24 @@ def client(service: str) -> Any:
     return _client(service, config.setting("AWS_REGION") or config.setting("AWS_DEFAULT_REGION"))
 
 
+def _sts_for(key_id: str, secret: str) -> Any:
+    """An STS client signing with a given key pair (to test a new access key)."""
+    import boto3
+
+    return boto3.client(
+        "sts",
+        region_name=config.setting("AWS_REGION") or config.setting("AWS_DEFAULT_REGION"),
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )
+
+
 def worker_context() -> WorkerContext:
     key = config.setting("SEALING_KEY_ARN")
     return WorkerContext(
         secrets=SecretReader(client("secretsmanager")),
         sealer=Sealer(client("kms"), key) if key else None,
+        iam_keys=lambda: IamKeys(client("iam"), _sts_for),
     )
 
 
@@ -104,6 +118,7 @@ def build_router() -> Router:
         Sealer(client("kms"), config.required_setting("SEALING_KEY_ARN")),
         RouterConfig(
             state_machine_arn=config.required_setting("STATE_MACHINE_ARN"),
+            retirement_state_machine_arn=config.setting("RETIREMENT_STATE_MACHINE_ARN"),
             default_policy=defaults,
             poll_initial_seconds=config.float_setting("POLL_INITIAL_SECONDS", 0.2),
             poll_max_seconds=config.float_setting("POLL_MAX_SECONDS", 2.0),

@@ -19,7 +19,48 @@ STRATEGIES = ("single-user", "alternating-users", "multi-credential")
 
 POSTGRES_ENGINES = frozenset({"postgres", "aurora-postgresql"})
 MYSQL_ENGINES = frozenset({"mysql", "mariadb", "aurora-mysql"})
-DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
+DATABASE_ENGINES = POSTGRES_ENGINES | MYSQL_ENGINES
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379}
+
+#: which strategies each kind of secret can use (the router refuses the rest up front)
+STRATEGIES_BY_KIND = {
+    "database": ("single-user", "alternating-users"),
+    "iam": ("multi-credential",),
+    "redis": ("multi-credential",),
+}
+_UNSUPPORTED_HINT = {
+    "database": "PostgreSQL and MySQL hold one password per user; use alternating-users",
+    "iam": "IAM users hold up to two access keys; use multi-credential",
+    "redis": "Redis ACL users hold several passwords; use multi-credential",
+}
+
+
+def secret_kind(data: dict[str, Any], *, what: str = "secret") -> str:
+    """'database', 'iam' or 'redis' by the secret's ``engine``, validated against its schema."""
+    engine = data.get("engine")
+    if engine in DATABASE_ENGINES or not isinstance(engine, str):
+        DatabaseCredentials.from_secret(data, what=what)
+        return "database"
+    if engine == "iam":
+        validate(data, "iam-secret", what=what, error=InvalidSecretError)
+        return "iam"
+    if engine == "redis":
+        validate(data, "redis-secret", what=what, error=InvalidSecretError)
+        return "redis"
+    raise InvalidSecretError(
+        f"{what} field 'engine' must be one of "
+        + ", ".join(sorted(DATABASE_ENGINES | {"iam", "redis"}))
+    )
+
+
+def check_strategy(kind: str, strategy: str) -> None:
+    """Refuse a strategy the backend cannot carry, before anything changes."""
+    from rotation_core.exceptions import UnsupportedStrategyError
+
+    if strategy not in STRATEGIES_BY_KIND[kind]:
+        raise UnsupportedStrategyError(
+            f"strategy {strategy!r} cannot rotate a {kind} secret: {_UNSUPPORTED_HINT[kind]}"
+        )
 
 
 def engine_family(engine: str) -> str:
@@ -66,17 +107,32 @@ class DatabaseCredentials:
         """Validate ``data`` against the database secret schema and build credentials."""
         validate(data, "database-secret", what=what, error=InvalidSecretError)
         family = engine_family(data["engine"])
+        return cls._build(data, DEFAULT_PORTS[family])
+
+    @classmethod
+    def _build(cls, data: dict[str, Any], default_port: int) -> DatabaseCredentials:
         ssl = data.get("ssl")
         return cls(
             engine=data["engine"],
             host=data["host"],
-            port=int(data.get("port", DEFAULT_PORTS[family])),
+            port=int(data.get("port", default_port)),
             username=data["username"],
             password=data["password"],
             dbname=data.get("dbname"),
             ssl=None if ssl is None else str(ssl).lower() == "true",
             raw=dict(data),
         )
+
+    @classmethod
+    def from_redis_secret(
+        cls, data: dict[str, Any], *, what: str = "secret"
+    ) -> DatabaseCredentials:
+        """Redis ACL credentials share the shape of a database login."""
+        validate(data, "redis-secret", what=what, error=InvalidSecretError)
+        return cls._build(data, DEFAULT_PORTS["redis"])
+
+    def same_server_as(self, other: DatabaseCredentials) -> bool:
+        return (self.engine, self.host, self.port) == (other.engine, other.host, other.port)
 
     def same_account_as(self, other: DatabaseCredentials) -> bool:
         return (self.engine, self.host, self.port, self.username) == (
@@ -144,6 +200,10 @@ class StepInput:
     engine: str
     secret_name: str = ""
     policy: PasswordPolicy = field(default_factory=PasswordPolicy)
+    write_probe: bool = False
+    #: retirement: the version whose credential is retired, and what to do with it
+    retiring_version: str | None = None
+    action: str | None = None
 
     @classmethod
     def parse(cls, event: dict[str, Any]) -> StepInput:
@@ -156,6 +216,9 @@ class StepInput:
             engine=event["Engine"],
             secret_name=event.get("SecretName", ""),
             policy=PasswordPolicy.from_input(event.get("PasswordPolicy")),
+            write_probe=bool(event.get("WriteProbe", False)),
+            retiring_version=event.get("RetiringVersionId"),
+            action=event.get("Action"),
         )
 
     @property

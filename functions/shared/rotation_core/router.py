@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rotation_core.aws import (
     CURRENT,
     PENDING,
+    PREVIOUS,
     Sealer,
     SecretMetadata,
     SecretWriter,
@@ -37,9 +38,10 @@ from rotation_core.exceptions import (
 )
 from rotation_core.models import (
     STRATEGIES,
-    DatabaseCredentials,
     PasswordPolicy,
+    check_strategy,
     parse_secret_string,
+    secret_kind,
 )
 from rotation_core.observability import logger
 from rotation_core.schema import validate
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 STRATEGY_TAG = "RotationStrategy"
+WRITE_PROBE_TAG = "RotationWriteProbe"
 _TERMINAL_FAILURES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _KNOWN_ERRORS = frozenset(cls.__name__ for cls in (*TRANSIENT_ERRORS, *PERMANENT_ERRORS))
@@ -56,6 +59,7 @@ _KNOWN_ERRORS = frozenset(cls.__name__ for cls in (*TRANSIENT_ERRORS, *PERMANENT
 @dataclass(frozen=True)
 class RouterConfig:
     state_machine_arn: str
+    retirement_state_machine_arn: str | None = None
     default_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
     poll_initial_seconds: float = 0.2
     poll_max_seconds: float = 2.0
@@ -123,15 +127,15 @@ class Router:
                 f"secret version {token} has no stage for rotation of {metadata.name!r}"
             )
         if CURRENT in metadata.versions[token]:
+            if step == "finishSecret":
+                # a finish that crashed after the label move still owes the retirement
+                self._retire_previous(metadata, token, self._resolve(metadata)[0])
             logger.info("version already AWSCURRENT; nothing to do")
             return {"Step": step, "Outcome": "already-current"}
         require_stage(metadata, token, PENDING)
 
-        current = parse_secret_string(
-            self._secrets.get_string(metadata.arn, stage=CURRENT), what="AWSCURRENT secret"
-        )
-        strategy = resolve_strategy(metadata.tags, current)
-        engine = DatabaseCredentials.from_secret(current, what="AWSCURRENT secret").engine
+        strategy, current = self._resolve(metadata)
+        engine = current["engine"]
         policy = PasswordPolicy.resolve(self._config.default_policy, metadata.tags)
         logger.thread_safe_append_keys(strategy=strategy, engine=engine)
 
@@ -148,6 +152,7 @@ class Router:
             "Strategy": strategy,
             "Engine": engine,
             "PasswordPolicy": policy.to_input(),
+            "WriteProbe": metadata.tags.get(WRITE_PROBE_TAG, "").lower() == "true",
         }
         execution_arn, output = self.run_step(step_input, remaining_seconds)
         if step == "createSecret":
@@ -155,7 +160,55 @@ class Router:
         elif step == "finishSecret":
             self._secrets.finish(metadata.arn, token, metadata)
             logger.info("AWSCURRENT moved to the new version")
+            self._retire_previous(metadata, token, strategy)
         return {"Step": step, "Outcome": "done", "ExecutionArn": execution_arn}
+
+    def _resolve(self, metadata: SecretMetadata) -> tuple[str, dict[str, Any]]:
+        """The strategy and the validated AWSCURRENT value; refuses impossible pairs."""
+        current = parse_secret_string(
+            self._secrets.get_string(metadata.arn, stage=CURRENT), what="AWSCURRENT secret"
+        )
+        strategy = resolve_strategy(metadata.tags, current)
+        check_strategy(secret_kind(current, what="AWSCURRENT secret"), strategy)
+        return strategy, current
+
+    def _retire_previous(self, metadata: SecretMetadata, token: str, strategy: str) -> None:
+        """Multi-credential: start (never await) the retirement of the superseded credential."""
+        if strategy != "multi-credential" or not self._config.retirement_state_machine_arn:
+            return
+        previous = next(
+            (v for v, stages in metadata.versions.items() if CURRENT in stages and v != token),
+            None,
+        ) or next((v for v, stages in metadata.versions.items() if PREVIOUS in stages), None)
+        if previous is None or previous == token:
+            return
+        current = parse_secret_string(
+            self._secrets.get_string(metadata.arn, stage=CURRENT), what="AWSCURRENT secret"
+        )
+        body = json.dumps(
+            {
+                "Step": "finishSecret",
+                "SecretArn": metadata.arn,
+                "SecretName": metadata.name,
+                "DisplayName": _display_name(metadata.name),
+                "Token": token,
+                "Strategy": strategy,
+                "Engine": current["engine"],
+                "RetiringVersionId": previous,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        name = execution_name("retire", token, metadata.arn, 1)
+        try:
+            with aws_errors("StartExecution"):
+                self._sfn.start_execution(
+                    stateMachineArn=self._config.retirement_state_machine_arn, name=name, input=body
+                )
+        except Exception as exc:
+            if error_code(exc) != "ExecutionAlreadyExists":
+                raise
+        logger.info("retirement of the superseded credential scheduled", extra={"execution": name})
 
     # --- executions --------------------------------------------------------------------------
 
@@ -249,10 +302,9 @@ class Router:
     ) -> None:
         context = {"SecretArn": metadata.arn, "ClientRequestToken": token}
         pending = self._sealer.unseal(output.get("Sealed"), context)
-        pending_creds = DatabaseCredentials.from_secret(pending, what="pending secret")
-        current_creds = DatabaseCredentials.from_secret(current, what="AWSCURRENT secret")
-        if (pending_creds.engine, pending_creds.host) != (current_creds.engine, current_creds.host):
-            raise RotationStateError("the pending secret names another engine or host")
+        secret_kind(pending, what="pending secret")
+        if any(pending.get(k) != current.get(k) for k in ("engine", "host", "port", "masterarn")):
+            raise RotationStateError("the pending secret names another engine, host or master")
         self._secrets.put_pending(
             metadata.arn, token, json.dumps(pending, separators=(",", ":")), rotation_token
         )

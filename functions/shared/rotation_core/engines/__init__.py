@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rotation_core.engines.base import DatabaseEngine
 from rotation_core.engines.mysql import MySQLEngine
 from rotation_core.engines.postgres import PostgresEngine
 from rotation_core.models import engine_family
 
-_ENGINES: dict[str, type[DatabaseEngine]] = {"postgres": PostgresEngine, "mysql": MySQLEngine}
+_ENGINES: dict[str, Callable[..., DatabaseEngine]] = {
+    "postgres": PostgresEngine,
+    "mysql": MySQLEngine,
+}
 
 
 def engine_for(engine: str, connect_timeout: int = 5) -> DatabaseEngine:

@@ -14,6 +14,7 @@ from typing import Any
 
 from rotation_core.exceptions import (
     AuthenticationFailedError,
+    InvalidSecretError,
     ProbeFailedError,
     RotationError,
 )
@@ -52,6 +53,26 @@ class DatabaseEngine(ABC):
     def _driver_errors(self) -> tuple[type[Exception], ...]:
         """The driver's base exception classes."""
 
+    @abstractmethod
+    def _write_probe(self, conn: Any) -> None:
+        """Write something the session can always write (a temporary table), then undo it."""
+
+    @abstractmethod
+    def _account(self, conn: Any) -> Any:
+        """The account the session logged in as, as the server names it."""
+
+    @abstractmethod
+    def _sync_clone(self, conn: Any, original: Any, clone: str, password: str | None) -> None:
+        """As the master: create ``clone`` if missing, set its password (unless None), and
+        give it everything ``original`` can do."""
+
+    @abstractmethod
+    def _set_user_password(self, conn: Any, username: str, password: str) -> None:
+        """As an administrator, set another user's password."""
+
+    def username_limit(self, engine: str) -> int:
+        return self.max_username_bytes
+
     # --- the shared flow ----------------------------------------------------------------------
 
     @contextmanager
@@ -78,13 +99,46 @@ class DatabaseEngine(ABC):
         with self.session(creds) as conn:
             self._run(creds, "change password", self._set_own_password, conn, creds, new_password)
 
-    def probe(self, creds: DatabaseCredentials) -> None:
-        """Log in as ``creds`` and run the read probe."""
+    def set_password_as(self, admin: DatabaseCredentials, username: str, password: str) -> None:
+        """Log in as ``admin`` (a master secret) and set ``username``'s password."""
+        with self.session(admin) as conn:
+            self._run(
+                admin, "set password as master", self._set_user_password, conn, username, password
+            )
+
+    def probe(self, creds: DatabaseCredentials, *, write: bool = False) -> None:
+        """Log in as ``creds`` and run the read probe (and the write probe if asked)."""
         with self.session(creds) as conn:
             try:
                 self._run(creds, "read probe", self._probe, conn, creds)
+                if write:
+                    self._run(creds, "write probe", self._write_probe, conn)
             except AuthenticationFailedError as exc:
                 raise ProbeFailedError(str(exc)) from None
+
+    # --- alternating users ------------------------------------------------------------------
+
+    def check_username(self, username: str, engine: str) -> None:
+        """Refuse a user name the engine would reject or silently truncate."""
+        size, limit = len(username.encode("utf-8")), self.username_limit(engine)
+        if size > limit:
+            raise InvalidSecretError(
+                f"user name {username!r} is {size} bytes; {engine} allows at most {limit}"
+            )
+
+    def account(self, creds: DatabaseCredentials) -> Any:
+        """Log in as ``creds`` (proving they work) and return the account's server-side name."""
+        with self.session(creds) as conn:
+            return self._run(creds, "read account", self._account, conn)
+
+    def sync_clone(
+        self, master: DatabaseCredentials, original: Any, clone: str, password: str | None
+    ) -> None:
+        """With the master's session, make ``clone`` a working twin of ``original``."""
+        with self.session(master) as conn:
+            self._run(
+                master, "prepare the clone", self._sync_clone, conn, original, clone, password
+            )
 
     def _run(self, creds: DatabaseCredentials, action: str, fn: Any, *args: Any) -> Any:
         try:

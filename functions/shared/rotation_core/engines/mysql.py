@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl as ssl_module
 from typing import Any
 
@@ -13,6 +14,7 @@ from rotation_core.exceptions import (
     PrivilegeError,
     ProbeFailedError,
     RotationError,
+    RotationStateError,
     TooManyConnectionsError,
 )
 from rotation_core.models import DatabaseCredentials
@@ -22,6 +24,41 @@ _BUSY_CODES = frozenset({1040, 1203})  # too many connections, max_user_connecti
 _PRIVILEGE_CODES = frozenset({1044, 1142, 1143, 1227, 1370, 1410, 1133})
 _UNKNOWN_DB = 1049
 _BLOCKED_HOST = 1129
+_GRANT_OPTIONS = re.compile(r"\bWITH\b.*$")
+
+Account = tuple[str, str]  # (user, host) as the server names the account
+
+
+def _quoted_grantees(user: str, host: str) -> tuple[str, ...]:
+    """How SHOW GRANTS spells an account: backticks (MariaDB, MySQL 8) or quotes (older)."""
+    tick = "`" + user.replace("`", "``") + "`@`" + host.replace("`", "``") + "`"
+    quote = "'" + user.replace("'", "''") + "'@'" + host.replace("'", "''") + "'"
+    return tick, quote
+
+
+def retarget_grant(statement: str, user: str, host: str) -> str:
+    """Rewrite one SHOW GRANTS line for another account, given as two bound parameters.
+
+    The privilege and object part is the server's own text; the grantee becomes ``%s@%s``;
+    of the tail only ``WITH ...`` options survive (never the original's IDENTIFIED BY).
+    """
+    for grantee in _quoted_grantees(user, host):
+        for keyword in (" TO ", " FOR "):
+            marker = keyword + grantee
+            at = statement.rfind(marker)
+            if at == -1:
+                continue
+            head, tail = statement[:at], statement[at + len(marker) :]
+            options = _GRANT_OPTIONS.search(tail)
+            rewritten = head.replace("%", "%%") + keyword + "%s@%s"
+            return rewritten + (" " + options.group(0) if options else "")
+    raise RotationStateError(
+        "could not read the original user's grants (unexpected SHOW GRANTS format)"
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes | bytearray) else str(value or "")
 
 
 class MySQLEngine(DatabaseEngine):
@@ -73,6 +110,9 @@ class MySQLEngine(DatabaseEngine):
             f"{action}: {creds.host}:{creds.port} unavailable ({detail})"
         )
 
+    def username_limit(self, engine: str) -> int:
+        return 80 if engine == "mariadb" else self.max_username_bytes
+
     @staticmethod
     def is_mariadb(conn: Any) -> bool:
         with conn.cursor() as cur:
@@ -87,12 +127,91 @@ class MySQLEngine(DatabaseEngine):
         with conn.cursor() as cur:
             cur.execute(statement, (new_password,))
 
-    def _probe(self, conn: Any, creds: DatabaseCredentials) -> None:
+    def _set_user_password(self, conn: Any, username: str, password: str) -> None:
         with conn.cursor() as cur:
-            cur.execute("SELECT CURRENT_USER(), NOW()")
-            current_user, _now = cur.fetchone()
-        user = str(current_user).rsplit("@", 1)[0]
+            cur.execute("SELECT Host FROM mysql.user WHERE User = %s", (username,))
+            hosts = [_text(row[0]) for row in cur.fetchall()]
+            if len(hosts) != 1:
+                raise RotationStateError(
+                    f"user {username!r} has {len(hosts)} accounts; cannot tell which to reset"
+                )
+            cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (username, hosts[0], password))
+
+    def _probe(self, conn: Any, creds: DatabaseCredentials) -> None:
+        user, _host = self._account(conn)
         if user != creds.username:
             raise ProbeFailedError(
                 f"read probe: session runs as {user!r}, expected {creds.username!r}"
             )
+
+    def _write_probe(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TEMPORARY TABLE rotation_write_probe (checked_at DATETIME)")
+            try:
+                cur.execute("INSERT INTO rotation_write_probe VALUES (NOW())")
+            finally:
+                cur.execute("DROP TEMPORARY TABLE rotation_write_probe")
+
+    def _account(self, conn: Any) -> Account:
+        with conn.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER()")
+            (account,) = cur.fetchone()
+        user, _sep, host = _text(account).rpartition("@")
+        return user, host
+
+    def _sync_clone(self, conn: Any, original: Account, clone: str, password: str | None) -> None:
+        """Create the clone on the original's host, copy its TLS requirement, re-sync grants.
+
+        Grants are copied afresh on every rotation (revoke all, grant what the original has
+        now), because the original's grants change between rotations.
+        """
+        user, host = original
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user"
+                " WHERE User = %s AND Host = %s",
+                (user, host),
+            )
+            tls = cur.fetchone()
+            if tls is None:
+                raise RotationStateError(f"the original account {user!r}@{host!r} does not exist")
+            cur.execute("SELECT 1 FROM mysql.user WHERE User = %s AND Host = %s", (clone, host))
+            if cur.fetchone() is None:
+                if password is None:
+                    raise RotationStateError(f"the clone {clone!r} does not exist yet")
+                cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (clone, host, password))
+            elif password is not None:
+                cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (clone, host, password))
+            require, params = _require_clause(*tls)
+            cur.execute("ALTER USER %s@%s " + require, (clone, host, *params))
+            self._revoke_everything(cur, clone, host)
+            cur.execute("SHOW GRANTS FOR %s@%s", (user, host))
+            for (line,) in cur.fetchall():
+                cur.execute(retarget_grant(_text(line), user, host), (clone, host))
+
+    @staticmethod
+    def _revoke_everything(cur: Any, clone: str, host: str) -> None:
+        cur.execute("REVOKE ALL PRIVILEGES, GRANT OPTION FROM %s@%s", (clone, host))
+        cur.execute("SHOW GRANTS FOR %s@%s", (clone, host))
+        for (line,) in cur.fetchall():
+            text = _text(line)
+            # role grants look like: GRANT `role` TO `user`@`host`
+            if text.startswith("GRANT ") and " ON " not in text:
+                revoke = retarget_grant(text, clone, host).replace("GRANT ", "REVOKE ", 1)
+                revoke = revoke.replace(" TO %s@%s", " FROM %s@%s")
+                cur.execute(_GRANT_OPTIONS.sub("", revoke).rstrip(), (clone, host))
+
+
+def _require_clause(ssl_type: Any, cipher: Any, issuer: Any, subject: Any) -> tuple[str, list[str]]:
+    kind = _text(ssl_type).upper()
+    if kind == "ANY":
+        return "REQUIRE SSL", []
+    if kind == "X509":
+        return "REQUIRE X509", []
+    if kind == "SPECIFIED":
+        named = (("CIPHER", cipher), ("ISSUER", issuer), ("SUBJECT", subject))
+        present = [(name, _text(value)) for name, value in named if _text(value)]
+        if present:
+            clause = " AND ".join(f"{name} %s" for name, _ in present)
+            return "REQUIRE " + clause, [value for _, value in present]
+    return "REQUIRE NONE", []

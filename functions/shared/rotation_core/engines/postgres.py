@@ -16,9 +16,11 @@ from rotation_core.exceptions import (
     PrivilegeError,
     ProbeFailedError,
     RotationError,
+    RotationStateError,
     TooManyConnectionsError,
 )
 from rotation_core.models import DatabaseCredentials
+from rotation_core.observability import logger
 
 SCRAM_ITERATIONS = 4096
 
@@ -107,11 +109,108 @@ class PostgresEngine(DatabaseEngine):
         with conn.cursor() as cur:
             cur.execute(statement, (scram_verifier(new_password) or new_password,))
 
-    def _probe(self, conn: Any, creds: DatabaseCredentials) -> None:
+    def _set_user_password(self, conn: Any, username: str, password: str) -> None:
+        from psycopg2 import sql
+
+        statement = sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(username))
         with conn.cursor() as cur:
-            cur.execute("SELECT current_user, now()")
+            cur.execute(statement, (scram_verifier(password) or password,))
+
+    def _probe(self, conn: Any, creds: DatabaseCredentials) -> None:
+        # session_user: an alternating clone logs in as itself but acts as the original
+        with conn.cursor() as cur:
+            cur.execute("SELECT session_user, now()")
             user, _now = cur.fetchone()
         if user != creds.username:
             raise ProbeFailedError(
                 f"read probe: session runs as {user!r}, expected {creds.username!r}"
             )
+
+    def _write_probe(self, conn: Any) -> None:
+        conn.autocommit = False
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE TEMPORARY TABLE rotation_write_probe (checked_at timestamptz)")
+                cur.execute("INSERT INTO rotation_write_probe VALUES (now())")
+        finally:
+            conn.rollback()
+            conn.autocommit = True
+
+    def _account(self, conn: Any) -> str:
+        with conn.cursor() as cur:
+            cur.execute("SELECT session_user")
+            return str(cur.fetchone()[0])
+
+    def _sync_clone(self, conn: Any, original: str, clone: str, password: str | None) -> None:
+        """The clone acts as the original: a member of it, with ``role`` set to it at login.
+
+        Objects either user creates are therefore owned by the original, and both can use,
+        alter and drop them after any number of rotations; the clone also inherits every
+        privilege and membership granted to the original. Per-role settings are copied.
+        """
+        from psycopg2 import sql
+
+        ident = sql.Identifier
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (original,))
+            row = cur.fetchone()
+            if row is None:
+                raise RotationStateError(f"the original user {original!r} does not exist")
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (clone,))
+            if cur.fetchone() is None:
+                if password is None:
+                    raise RotationStateError(f"the clone {clone!r} does not exist yet")
+                cur.execute(
+                    sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD %s").format(ident(clone)),
+                    (scram_verifier(password) or password,),
+                )
+            elif password is not None:
+                cur.execute(
+                    sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD %s").format(ident(clone)),
+                    (scram_verifier(password) or password,),
+                )
+            cur.execute(
+                sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
+                    ident(clone), sql.Literal(row[0])
+                )
+            )
+            cur.execute(
+                "SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
+                " JOIN pg_roles u ON u.oid = m.member WHERE g.rolname = %s AND u.rolname = %s",
+                (original, clone),
+            )
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("GRANT {} TO {}").format(ident(original), ident(clone)))
+            cur.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(ident(clone)))
+            cur.execute(sql.SQL("ALTER ROLE {} SET role TO %s").format(ident(clone)), (original,))
+            self._copy_settings(cur, original, clone)
+
+    @staticmethod
+    def _copy_settings(cur: Any, original: str, clone: str) -> None:
+        # set_config parses each value as PostgreSQL would (lists included); FROM CURRENT
+        # then stores exactly that on the clone.
+        import psycopg2
+        from psycopg2 import sql
+
+        cur.execute(
+            "SELECT coalesce(d.datname, ''), unnest(s.setconfig) FROM pg_db_role_setting s"
+            " LEFT JOIN pg_database d ON d.oid = s.setdatabase"
+            " WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+            (original,),
+        )
+        for database, item in cur.fetchall():
+            name, _sep, value = str(item).partition("=")
+            if name.lower() in ("role", "session_authorization"):
+                continue
+            target = sql.SQL("ALTER ROLE {} ").format(sql.Identifier(clone))
+            if database:
+                target += sql.SQL("IN DATABASE {} ").format(sql.Identifier(database))
+            try:
+                cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+                cur.execute(target + sql.SQL("SET {} FROM CURRENT").format(sql.Identifier(name)))
+                cur.execute(sql.SQL("RESET {}").format(sql.Identifier(name)))
+            except psycopg2.Error as exc:
+                logger.warning(
+                    "could not copy a per-role setting to the clone",
+                    extra={"setting": name, "sqlstate": getattr(exc, "pgcode", None)},
+                )

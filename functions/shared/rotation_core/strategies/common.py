@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rotation_core.aws import CURRENT, PENDING, Sealer, SecretReader
+from rotation_core.backends.iam_keys import IamKeys
+from rotation_core.backends.redis_acl import RedisAcl
 from rotation_core.engines import DatabaseEngine, engine_for
-from rotation_core.exceptions import InvalidSecretError, RotationStateError
-from rotation_core.models import DatabaseCredentials, StepInput, parse_secret_string
+from rotation_core.exceptions import InvalidSecretError, RotationStateError, SealingError
+from rotation_core.models import DatabaseCredentials, StepInput, engine_family, parse_secret_string
 from rotation_core.observability import logger
 
 
@@ -20,6 +22,15 @@ class WorkerContext:
     secrets: SecretReader
     sealer: Sealer | None = None
     engines: Callable[[str], DatabaseEngine] = engine_for
+    #: built on first use (multi-credential, IAM)
+    iam_keys: Callable[[], IamKeys] | None = None
+    redis: RedisAcl = field(default_factory=RedisAcl)
+
+    def seal(self, pending: dict[str, Any], step: StepInput) -> dict[str, Any]:
+        """The pending secret, sealed for the router (the only way a value leaves a worker)."""
+        if self.sealer is None:
+            raise SealingError("no KMS key configured to seal the pending secret")
+        return {"Sealed": self.sealer.seal(pending, step.encryption_context)}
 
 
 def load_secret(
@@ -59,3 +70,31 @@ def load_current_and_pending(
     pending = load_credentials(reader, step, PENDING)
     assert current is not None and pending is not None
     return current, pending
+
+
+def load_master(
+    ctx: WorkerContext, current: DatabaseCredentials, *, required: bool
+) -> DatabaseCredentials | None:
+    """The master secret named by ``masterarn`` (read here, never returned or logged)."""
+    arn = current.raw.get("masterarn")
+    if not arn:
+        if required:
+            raise InvalidSecretError("secret field 'masterarn' is required")
+        return None
+    data = parse_secret_string(
+        ctx.secrets.get_string(str(arn), stage=CURRENT), what="master secret"
+    )
+    if current.engine == "redis":
+        master = DatabaseCredentials.from_redis_secret(data, what="master secret")
+    else:
+        master = DatabaseCredentials.from_secret(data, what="master secret")
+    if _server(master) != _server(current):
+        raise InvalidSecretError(
+            "the master secret ('masterarn') is for another engine, host or port than the secret"
+        )
+    return master
+
+
+def _server(creds: DatabaseCredentials) -> tuple[str, str, int]:
+    family = creds.engine if creds.engine == "redis" else engine_family(creds.engine)
+    return family, creds.host, creds.port

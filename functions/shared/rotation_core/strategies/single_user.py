@@ -9,7 +9,6 @@ from rotation_core.exceptions import (
     AuthenticationFailedError,
     NoWorkingCredentialError,
     RotationStateError,
-    SealingError,
 )
 from rotation_core.models import DatabaseCredentials, StepInput
 from rotation_core.observability import logger
@@ -17,6 +16,7 @@ from rotation_core.strategies.common import (
     WorkerContext,
     load_credentials,
     load_current_and_pending,
+    load_master,
 )
 
 
@@ -27,9 +27,7 @@ def create_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     ctx.engines(current.engine)  # an unsupported engine fails here, before anything is made
     pending = {**current.raw, "password": ctx.secrets.random_password(step.policy)}
     DatabaseCredentials.from_secret(pending, what="pending secret")
-    if ctx.sealer is None:
-        raise SealingError("no KMS key configured to seal the pending secret")
-    return {"Sealed": ctx.sealer.seal(pending, step.encryption_context)}
+    return ctx.seal(pending, step)
 
 
 def set_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
@@ -62,6 +60,34 @@ def test_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     _same_account(current, pending)
     ctx.engines(pending.engine).probe(pending)
     return {"Outcome": "pending-works"}
+
+
+def rollback(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
+    """testSecret gave up: put AWSCURRENT's password back so its clients log in again.
+
+    Logs in with the pending password (the one setSecret set) to change it back, or with the
+    master secret when the secret names one; then proves AWSCURRENT logs in.
+    """
+    current, pending = load_current_and_pending(ctx.secrets, step)
+    _same_account(current, pending)
+    engine = ctx.engines(current.engine)
+    if engine.can_login(current):
+        return {"Outcome": "current-still-works"}
+    try:
+        engine.change_own_password(pending, current.password)
+        how = "pending"
+    except AuthenticationFailedError:
+        master = load_master(ctx, current, required=False)
+        if master is None:
+            raise NoWorkingCredentialError(
+                f"rollback: neither AWSCURRENT nor AWSPENDING log in as {engine.describe(current)}"
+            ) from None
+        engine.set_password_as(master, current.username, current.password)
+        how = "master"
+    if not engine.can_login(current):
+        raise NoWorkingCredentialError("rollback: AWSCURRENT still does not log in after the reset")
+    logger.info("password rolled back to AWSCURRENT's", extra={"logged_in_with": how})
+    return {"Outcome": "password-restored", "LoggedInWith": how}
 
 
 def _same_account(current: DatabaseCredentials, pending: DatabaseCredentials) -> None:

@@ -1,0 +1,1 @@
+"""Credential backends for multi-credential rotation (one identity, two live credentials)."""
