@@ -11,6 +11,7 @@ a loopback endpoint for any AWS client (:meth:`LocalRuntime.serve`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -115,9 +116,23 @@ class LocalRuntime:
         return self
 
     def stop(self) -> None:
+        # Un-awaited executions (retirements) must not outlive the runtime: their threads
+        # would call into the next runtime's backends.
+        if self.spec is not None:
+            with contextlib.suppress(Exception):
+                self._stop_running_executions()
         if self.host is not None:
             self.host.close()
         self._stack.close()
+
+    def _stop_running_executions(self) -> None:
+        sfn = self.client("stepfunctions")
+        for arn in self.state_machine_arns.values():
+            running = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")
+            for execution in running["executions"]:
+                sfn.stop_execution(
+                    executionArn=execution["executionArn"], error="LocalRuntimeStopped"
+                )
 
     def _build(self) -> None:
         kms = self.client("kms")

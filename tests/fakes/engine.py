@@ -70,7 +70,7 @@ class FakeEngine(DatabaseEngine):
             self.database.passwords[clone] = password
             self.database.password_changes += 1
 
-    def _set_user_password(self, conn: Any, username: str, password: str) -> None:
+    def _set_user_password(self, conn: Any, username: Any, password: str) -> None:
         self.database.passwords[username] = password
         self.database.password_changes += 1
 

@@ -17,6 +17,7 @@ from rotator.dbservers import (
     redis_available,
     start_mariadb,
     start_postgres,
+    start_redis,
 )
 from tests.conftest import assert_no_value_in
 
@@ -25,7 +26,7 @@ AVAILABLE: dict[str, Callable[[], bool]] = {
     "mariadb": mariadb_available,
     "redis": redis_available,
 }
-SECRET_ENGINE = {"postgres": "postgres", "mariadb": "mariadb"}
+SECRET_ENGINE = {"postgres": "postgres", "mariadb": "mariadb", "redis": "redis"}
 
 
 def require_engine(engine: str) -> None:
@@ -52,6 +53,13 @@ def mariadb_server() -> Iterator[DatabaseServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[DatabaseServer]:
+    require_engine("redis")
+    with start_redis() as server:
+        yield server
+
+
 @pytest.fixture(params=["postgres", "mariadb"])
 def db_server(request: pytest.FixtureRequest) -> DatabaseServer:
     server: DatabaseServer = request.getfixturevalue(f"{request.param}_server")
@@ -70,15 +78,16 @@ def database_secret(
     server: DatabaseServer, username: str, password: str, **extra: Any
 ) -> dict[str, Any]:
     """An AWS-shaped secret for ``username`` on ``server``."""
-    return {
+    secret: dict[str, Any] = {
         "engine": SECRET_ENGINE[server.engine],
         "host": server.host,
         "port": server.port,
         "username": username,
         "password": password,
-        "dbname": "app",
-        **extra,
     }
+    if server.engine != "redis":
+        secret["dbname"] = "app"
+    return {**secret, **extra}
 
 
 def create_app_user(
@@ -93,6 +102,19 @@ def create_app_user(
         SecretString=json.dumps(database_secret(server, username, password, **extra)),
     )["ARN"]
     return arn, username, password
+
+
+def create_master(rt: Any, server: DatabaseServer) -> str:
+    """A superuser on ``server`` and its secret, tagged so the stack's workers may read it."""
+    username, password = unique_name("master"), new_password()
+    server.create_login(username, password, superuser=True)
+    return str(
+        rt.client("secretsmanager").create_secret(
+            Name=f"it/{server.engine}/master/{secrets.token_hex(4)}",
+            SecretString=json.dumps(database_secret(server, username, password)),
+            Tags=[{"Key": "SecretRotationMaster", "Value": rt.stack_name}],
+        )["ARN"]
+    )
 
 
 def secret_value(rt: Any, arn: str, **kwargs: Any) -> dict[str, Any]:

@@ -69,12 +69,20 @@ class RouterConfig:
 
 
 def resolve_strategy(tags: dict[str, str], current: dict[str, Any]) -> str:
-    """Tag ``RotationStrategy`` wins; else alternating-users when there is a ``masterarn``."""
+    """Which strategy rotates this secret.
+
+    1. the tag ``RotationStrategy``, if present;
+    2. multi-credential for IAM access keys and Redis ACL users (engine ``iam``/``redis``);
+    3. alternating-users when the secret has a ``masterarn``;
+    4. single-user.
+    """
     tagged = tags.get(STRATEGY_TAG)
     if tagged is not None:
         if tagged not in STRATEGIES:
             raise InvalidSecretError(f"tag '{STRATEGY_TAG}' must be one of {', '.join(STRATEGIES)}")
         return tagged
+    if current.get("engine") in ("iam", "redis"):
+        return "multi-credential"
     return "alternating-users" if "masterarn" in current else "single-user"
 
 

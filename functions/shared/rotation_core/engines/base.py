@@ -67,8 +67,9 @@ class DatabaseEngine(ABC):
         give it everything ``original`` can do."""
 
     @abstractmethod
-    def _set_user_password(self, conn: Any, username: str, password: str) -> None:
-        """As an administrator, set another user's password."""
+    def _set_user_password(self, conn: Any, account: Any, password: str) -> None:
+        """As an administrator, set another account's password (``account`` as ``_account``
+        names it, or a bare user name)."""
 
     def username_limit(self, engine: str) -> int:
         return self.max_username_bytes
@@ -99,11 +100,11 @@ class DatabaseEngine(ABC):
         with self.session(creds) as conn:
             self._run(creds, "change password", self._set_own_password, conn, creds, new_password)
 
-    def set_password_as(self, admin: DatabaseCredentials, username: str, password: str) -> None:
-        """Log in as ``admin`` (a master secret) and set ``username``'s password."""
+    def set_password_as(self, admin: DatabaseCredentials, account: Any, password: str) -> None:
+        """Log in as ``admin`` (a master secret) and set ``account``'s password."""
         with self.session(admin) as conn:
             self._run(
-                admin, "set password as master", self._set_user_password, conn, username, password
+                admin, "set password as master", self._set_user_password, conn, account, password
             )
 
     def probe(self, creds: DatabaseCredentials, *, write: bool = False) -> None:

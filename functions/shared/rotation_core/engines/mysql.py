@@ -127,15 +127,20 @@ class MySQLEngine(DatabaseEngine):
         with conn.cursor() as cur:
             cur.execute(statement, (new_password,))
 
-    def _set_user_password(self, conn: Any, username: str, password: str) -> None:
+    def _set_user_password(self, conn: Any, account: Account | str, password: str) -> None:
         with conn.cursor() as cur:
-            cur.execute("SELECT Host FROM mysql.user WHERE User = %s", (username,))
-            hosts = [_text(row[0]) for row in cur.fetchall()]
-            if len(hosts) != 1:
-                raise RotationStateError(
-                    f"user {username!r} has {len(hosts)} accounts; cannot tell which to reset"
-                )
-            cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (username, hosts[0], password))
+            if isinstance(account, tuple):
+                username, host = account
+            else:
+                username = account
+                cur.execute("SELECT Host FROM mysql.user WHERE User = %s", (username,))
+                hosts = [_text(row[0]) for row in cur.fetchall()]
+                if len(hosts) != 1:
+                    raise RotationStateError(
+                        f"user {username!r} has {len(hosts)} accounts; cannot tell which to reset"
+                    )
+                host = hosts[0]
+            cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (username, host, password))
 
     def _probe(self, conn: Any, creds: DatabaseCredentials) -> None:
         user, _host = self._account(conn)

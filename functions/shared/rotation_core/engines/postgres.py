@@ -109,7 +109,7 @@ class PostgresEngine(DatabaseEngine):
         with conn.cursor() as cur:
             cur.execute(statement, (scram_verifier(new_password) or new_password,))
 
-    def _set_user_password(self, conn: Any, username: str, password: str) -> None:
+    def _set_user_password(self, conn: Any, username: Any, password: str) -> None:
         from psycopg2 import sql
 
         statement = sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(username))

@@ -67,10 +67,14 @@ def set_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     master = load_master(ctx, current, required=True)
     assert master is not None
     password = None if engine.can_login(pending) else pending.password
-    engine.sync_clone(master, original_account, pending.username, password)
     if original_of(pending.username) == pending.username:
-        outcome = "original-updated"  # the original itself is the idle user this time
+        # The idle user is the original itself: it is the model the clone copies, so only
+        # its password changes.
+        if password is not None:
+            engine.set_password_as(master, original_account, password)
+        outcome = "original-updated"
     else:
+        engine.sync_clone(master, original_account, pending.username, password)
         outcome = "clone-updated"
     logger.info(
         "idle user prepared",

@@ -1,0 +1,90 @@
+"""Multi-credential rotation of a Redis ACL user: the new password joins the current one."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from rotator.dbservers import DatabaseServer
+from tests.integration.conftest import (
+    create_master,
+    database_secret,
+    new_password,
+    secret_value,
+    unique_name,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _redis_secret(rt: Any, server: DatabaseServer, *, master: bool) -> tuple[str, str, str]:
+    username, password = unique_name("cache"), new_password()
+    server.create_login(username, password)
+    extra = {"masterarn": create_master(rt, server)} if master else {}
+    secret = database_secret(server, username, password, **extra)
+    arn = rt.client("secretsmanager").create_secret(
+        Name=f"it/redis/{unique_name()}", SecretString=json.dumps(secret)
+    )["ARN"]
+    return arn, username, password
+
+
+def _wait_for(predicate: Any, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("master", [True, False], ids=["with-master", "self-managed"])
+def test_both_passwords_work_until_the_old_one_is_retired(
+    runtime: Any, redis_server: DatabaseServer, master: bool
+) -> None:
+    arn, username, old = _redis_secret(runtime, redis_server, master=master)
+
+    outcome = runtime.rotate(arn)
+
+    assert outcome.succeeded, outcome.error
+    new = secret_value(runtime, arn)["password"]
+    assert redis_server.can_login(username, new) and redis_server.can_login(username, old)
+    assert _wait_for(lambda: not redis_server.can_login(username, old))
+    assert redis_server.can_login(username, new)
+
+
+def test_each_step_twice_adds_one_password(runtime: Any, redis_server: DatabaseServer) -> None:
+    arn, username, _old = _redis_secret(runtime, redis_server, master=True)
+    token = runtime.stage_rotation(arn)
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        for _ in range(2):
+            result = runtime.invoke_router(
+                {"Step": step, "SecretId": arn, "ClientRequestToken": token}
+            )
+            assert not result.failed, result.error
+    admin = redis_server.admin_connection()
+    try:
+        rules = admin.execute_command("ACL", "GETUSER", username)
+    finally:
+        admin.close()
+    assert len(rules["passwords"]) == 2  # the current one and the new one, hashed
+
+
+def test_a_rotation_of_an_unknown_acl_user_creates_no_user(
+    runtime: Any, redis_server: DatabaseServer
+) -> None:
+    master_arn = create_master(runtime, redis_server)
+    ghost = unique_name("ghost")
+    secret = database_secret(redis_server, ghost, new_password(), masterarn=master_arn)
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"it/{unique_name()}", SecretString=json.dumps(secret)
+    )["ARN"]
+    outcome = runtime.rotate(arn)
+    assert not outcome.succeeded
+    admin = redis_server.admin_connection()
+    try:
+        assert ghost not in admin.acl_users()
+    finally:
+        admin.close()
