@@ -90,17 +90,11 @@ def _serve(port: int, host: str, as_json: bool, parameters: dict[str, str]) -> i
 
 
 def _report_rotation_step(invocation: Any) -> None:
-    event = invocation.event if isinstance(invocation.event, dict) else {}
-    if "ClientRequestToken" not in event:
-        return
-    status = "failed: " + invocation.error["errorType"] if invocation.failed else "ok"
-    print(
-        json.dumps(
-            {"rotation_step": event.get("Step"), "secret": event.get("SecretId"), "status": status}
-        ),
-        file=sys.stderr,
-        flush=True,
-    )
+    from rotator.functions import rotation_step
+
+    step = rotation_step(invocation)
+    if step is not None:
+        print(json.dumps({"rotation_step": step}), file=sys.stderr, flush=True)
 
 
 def _ready_text(ready: dict[str, Any]) -> str:

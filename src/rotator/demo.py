@@ -1,9 +1,16 @@
-"""``rotator demo``: rotate a real database password through the whole stack, on this machine.
+"""``rotator demo``: real rotations through the whole stack, on this machine.
 
-For each engine whose server is installed: start a throwaway server that enforces passwords,
-create an application user and an AWS-shaped secret for it, call RotateSecret with the router,
-and show each step with its Step Functions execution; then prove the old password is refused,
-the new one accepted, and that no execution history holds either.
+One local stack (template.yaml on moto) and, for each database whose server is installed, a
+throwaway server that enforces passwords. Then, per strategy:
+
+- single user: an application user's password is changed in place;
+- alternating users: a master secret keeps ``app`` and ``app_clone``; each rotation updates the
+  idle one, and a table created by one user is used by the other;
+- multi-credential: an IAM user's access keys (on moto) and a Redis ACL user's passwords; the
+  previous credential keeps working until the retirement state machine retires it.
+
+Every section proves its claims by logging in, and checks that no execution history or log
+line holds a secret value.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,20 +29,29 @@ from rotator.dbservers import (
     DatabaseServer,
     mariadb_available,
     postgres_available,
+    redis_available,
     start_mariadb,
     start_postgres,
+    start_redis,
 )
 
-ENGINES: dict[str, tuple[str, Callable[[], bool], Callable[[], DatabaseServer]]] = {
+DATABASES: dict[str, tuple[str, Callable[[], bool], Callable[[], DatabaseServer]]] = {
     "postgres": ("PostgreSQL", postgres_available, start_postgres),
     "mariadb": ("MariaDB", mariadb_available, start_mariadb),
 }
+
+
+def _password(prefix: str = "Demo") -> str:
+    return f"{prefix}-{secrets.token_urlsafe(18)}"
 
 
 class Demo:
     def __init__(self, out: TextIO = sys.stdout) -> None:
         self.out = out
         self.failures: list[str] = []
+        self.runtime: Any = None
+
+    # --- output --------------------------------------------------------------------------------
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -44,6 +60,18 @@ class Demo:
         self.say(f"    {'ok  ' if ok else 'FAIL'} {text}")
         if not ok:
             self.failures.append(text)
+
+    def _show_step(self, invocation: Any) -> None:
+        from rotator.functions import rotation_step
+
+        step = rotation_step(invocation)
+        if step is not None:  # workers are covered by their router's line
+            self.say(
+                f"      {step['step']:<13} {step['status']:<8} {step['seconds']:5.2f}s"
+                f"  execution {step['execution']}"
+            )
+
+    # --- the run -------------------------------------------------------------------------------
 
     def run(self, engines: list[str] | None) -> int:
         log_path = Path(tempfile.gettempdir()) / "rotator-demo-functions.log"
@@ -62,28 +90,33 @@ class Demo:
     def _run(self, engines: list[str] | None) -> int:
         from rotator.local import LocalRuntime
 
-        chosen = engines or [name for name, (_, available, _) in ENGINES.items() if available()]
-        missing = [name for name in chosen if not ENGINES[name][1]()]
-        for name in missing:
-            self.say(f"{ENGINES[name][0]}: server binaries not installed here; skipping.")
-        chosen = [name for name in chosen if name not in missing]
+        chosen = engines or [name for name, (_, available, _) in DATABASES.items() if available()]
+        for name in [n for n in chosen if not DATABASES[n][1]()]:
+            self.say(f"{DATABASES[name][0]}: server binaries not installed here; skipping it.")
+        chosen = [name for name in chosen if DATABASES[name][1]()]
         if not chosen:
-            self.say(
-                "No database server binaries found (install PostgreSQL, or `pip install pgserver`)."
-            )
+            self.say("No database server found (install PostgreSQL, or `pip install pgserver`).")
             return 1
 
-        self.say(
-            "Starting the stack of template.yaml on moto "
-            "(router, state machine, workers, topic, key)..."
-        )
-        with LocalRuntime() as runtime:
+        self.say("Starting the stack of template.yaml on moto: router, two state machines,")
+        self.say("worker Lambdas per strategy and step, alert topic, KMS key...")
+        with LocalRuntime() as runtime, contextlib.ExitStack() as servers:
+            self.runtime = runtime
             assert runtime.host is not None
             runtime.host.after_invoke.append(self._show_step)
             self.say(f"  router:        {runtime.router_function_arn}")
             self.say(f"  state machine: {runtime.state_machine_arn}")
-            for name in chosen:
-                self._demo_engine(runtime, name)
+            started = {name: self._start(servers, name) for name in chosen}
+            for name, server in started.items():
+                self.single_user(name, server)
+            for name, server in started.items():
+                self.alternating_users(name, server)
+            self.iam_access_keys()
+            if redis_available():
+                self.redis_acl(self._start_redis(servers))
+            else:
+                self.say("\nRedis: redis-server not installed here; skipping its section.")
+            self._scan()
         self.say()
         if self.failures:
             self.say(f"Demo FAILED: {len(self.failures)} check(s) did not hold.")
@@ -91,79 +124,263 @@ class Demo:
         self.say("Demo passed: every check held.")
         return 0
 
-    def _demo_engine(self, runtime: Any, name: str) -> None:
-        label, _available, start = ENGINES[name]
-        self.say()
-        self.say(f"== {label} ==")
-        started = time.monotonic()
-        with start() as server:
-            self.say(
-                f"  throwaway {label} on {server.host}:{server.port} "
-                f"(password authentication, started in {time.monotonic() - started:.1f}s)"
+    def _start(self, servers: contextlib.ExitStack, name: str) -> DatabaseServer:
+        label, _available, start = DATABASES[name]
+        began = time.monotonic()
+        server = servers.enter_context(start())
+        self.say(
+            f"\nStarted a throwaway {label} on {server.host}:{server.port} "
+            f"with password authentication ({time.monotonic() - began:.1f}s)."
+        )
+        self.check(
+            not server.can_login(server.admin_user, "not-the-password"),
+            f"{label} refuses a wrong password",
+        )
+        return server
+
+    def _start_redis(self, servers: contextlib.ExitStack) -> DatabaseServer:
+        server = servers.enter_context(start_redis())
+        self.say(f"\nStarted a throwaway Redis on {server.host}:{server.port} with ACL users.")
+        return server
+
+    def _secret(self, name: str, value: dict[str, Any], **tags: str) -> str:
+        kwargs: dict[str, Any] = {"Name": name, "SecretString": json.dumps(value)}
+        if tags:
+            kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        return str(self.runtime.client("secretsmanager").create_secret(**kwargs)["ARN"])
+
+    def _value(self, arn: str, stage: str = "AWSCURRENT") -> dict[str, Any]:
+        sm = self.runtime.client("secretsmanager")
+        value: dict[str, Any] = json.loads(
+            sm.get_secret_value(SecretId=arn, VersionStage=stage)["SecretString"]
+        )
+        return value
+
+    def _rotate(self, arn: str) -> bool:
+        self.say(f"    rotate-secret {arn.rsplit(':', 1)[-1]}")
+        outcome = self.runtime.rotate(arn)
+        self.check(outcome.succeeded, "the rotation succeeded")
+        if not outcome.succeeded:
+            self.say(f"    error: {json.dumps(outcome.error)[:400]}")
+        return bool(outcome.succeeded)
+
+    @staticmethod
+    def _db_secret(
+        server: DatabaseServer, username: str, password: str, **extra: Any
+    ) -> dict[str, Any]:
+        engine = "mariadb" if server.engine == "mariadb" else "postgres"
+        return {
+            "engine": engine,
+            "host": server.host,
+            "port": server.port,
+            "username": username,
+            "password": password,
+            "dbname": "app",
+            **extra,
+        }
+
+    # --- single user -----------------------------------------------------------------------------
+
+    def single_user(self, name: str, server: DatabaseServer) -> None:
+        label = DATABASES[name][0]
+        self.say(f"\n== Single user on {label}: the user's own password changes ==")
+        username, old = "app_user", _password()
+        server.create_login(username, old)
+        arn = self._secret(f"demo/{name}/single-user", self._db_secret(server, username, old))
+        if not self._rotate(arn):
+            return
+        new = self._value(arn)["password"]
+        self.check(not server.can_login(username, old), "the old password is refused")
+        self.check(server.can_login(username, new), "the new password is accepted")
+
+    # --- alternating users -----------------------------------------------------------------------
+
+    def alternating_users(self, name: str, server: DatabaseServer) -> None:
+        label = DATABASES[name][0]
+        self.say(
+            f"\n== Alternating users on {label}: a master keeps app_owner and app_owner_clone =="
+        )
+        master_user, master_password = "rotation_master", _password("Master")
+        server.create_login(master_user, master_password, superuser=True)
+        master_arn = self._secret(
+            f"demo/{name}/master",
+            self._db_secret(server, master_user, master_password),
+            SecretRotationMaster=self.runtime.stack_name,
+        )
+        original, password = "app_owner", _password()
+        server.create_login(original, password)
+        table = self._prepare_table(server, original, password)
+        arn = self._secret(
+            f"demo/{name}/alternating",
+            self._db_secret(server, original, password, masterarn=master_arn),
+        )
+        for expected in (f"{original}_clone", original):
+            before = self._value(arn)
+            if not self._rotate(arn):
+                return
+            current = self._value(arn)
+            self.check(current["username"] == expected, f"AWSCURRENT is now {expected!r}")
+            self.check(
+                server.can_login(current["username"], current["password"]),
+                f"{expected!r} logs in with the new password",
             )
             self.check(
-                not server.can_login(server.admin_user, "not-the-password"),
-                "the server refuses a wrong password",
+                server.can_login(before["username"], before["password"]),
+                "the previous AWSCURRENT still logs in (its clients were never cut off)",
             )
-            username = "app_user"
-            old_password = "Demo-" + secrets.token_urlsafe(18)
-            server.create_login(username, old_password)
-            secret = {
-                "engine": name,
+            if table:
+                self.check(
+                    self._use_table(server, current, table),
+                    f"{expected!r} reads and writes {table}, created by {original!r}",
+                )
+
+    def _prepare_table(self, server: DatabaseServer, user: str, password: str) -> str | None:
+        with (
+            contextlib.closing(
+                server.admin_connection("app" if server.engine == "postgres" else None)
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            if server.engine == "postgres":
+                cur.execute('CREATE SCHEMA demo AUTHORIZATION "app_owner"')
+            else:
+                cur.execute("GRANT ALL ON `app`.* TO 'app_owner'@'%'")
+        table = "demo.orders" if server.engine == "postgres" else "app.orders"
+        with (
+            contextlib.closing(server.connect(user, password, "app")) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(f"CREATE TABLE {table} (id INT)")
+        return table
+
+    @staticmethod
+    def _use_table(server: DatabaseServer, creds: dict[str, Any], table: str) -> bool:
+        try:
+            with (
+                contextlib.closing(
+                    server.connect(creds["username"], creds["password"], "app")
+                ) as conn,
+                conn.cursor() as cur,
+            ):
+                cur.execute(f"INSERT INTO {table} VALUES (1)")
+                cur.execute(f"SELECT count(*) FROM {table}")
+                return bool(cur.fetchone()[0] >= 1)
+        except Exception:
+            return False
+
+    # --- multi-credential ------------------------------------------------------------------------
+
+    def iam_access_keys(self) -> None:
+        self.say("\n== Multi-credential: an IAM user's two access keys (IAM and STS on moto) ==")
+        iam = self.runtime.client("iam")
+        iam.create_user(
+            UserName="svc-orders",
+            Tags=[{"Key": "SecretRotation", "Value": self.runtime.stack_name}],
+        )
+        key = iam.create_access_key(UserName="svc-orders")["AccessKey"]
+        arn = self._secret(
+            "demo/iam/svc-orders",
+            {
+                "engine": "iam",
+                "username": "svc-orders",
+                "access_key_id": key["AccessKeyId"],
+                "secret_access_key": key["SecretAccessKey"],
+            },
+        )
+        for _ in range(2):
+            old = self._value(arn)
+            if not self._rotate(arn):
+                return
+            new = self._value(arn)
+            keys = iam.list_access_keys(UserName="svc-orders")["AccessKeyMetadata"]
+            self.check(len(keys) <= 2, f"the user holds {len(keys)} keys (never more than two)")
+            self.check(
+                self._key_works(new), f"the new key {new['access_key_id']} is accepted by STS"
+            )
+            self.check(self._key_works(old), f"the previous key {old['access_key_id']} still works")
+        self.say("    waiting for the retirement state machine (RetireAfterSeconds=3 locally)...")
+        self.check(
+            self._eventually(lambda: not self._key_works(old)),
+            f"the previous key {old['access_key_id']} is deactivated after the grace period",
+        )
+        self.check(self._key_works(self._value(arn)), "the current key still works")
+
+    def _key_works(self, creds: dict[str, Any]) -> bool:
+        import boto3
+
+        sts = boto3.client(
+            "sts",
+            region_name=self.runtime.region,
+            aws_access_key_id=creds["access_key_id"],
+            aws_secret_access_key=creds["secret_access_key"],
+        )
+        try:
+            return str(sts.get_caller_identity()["Arn"]).endswith(f":user/{creds['username']}")
+        except Exception:
+            return False
+
+    def redis_acl(self, server: DatabaseServer) -> None:
+        self.say("\n== Multi-credential: a Redis ACL user holds the old and the new password ==")
+        username, old = "cache_user", _password()
+        server.create_login(username, old)
+        arn = self._secret(
+            "demo/redis/cache_user",
+            {
+                "engine": "redis",
                 "host": server.host,
                 "port": server.port,
                 "username": username,
-                "password": old_password,
-                "dbname": "app",
-            }
-            sm = runtime.client("secretsmanager")
-            arn = sm.create_secret(Name=f"demo/{name}/{username}", SecretString=json.dumps(secret))[
-                "ARN"
-            ]
-            self.say(f"  secret {arn}")
-            self.say("  rotate-secret (createSecret, setSecret, testSecret, finishSecret):")
-            outcome = runtime.rotate(arn)
-            self.check(outcome.succeeded, "the rotation succeeded")
-            if not outcome.succeeded:
-                self.say(f"    error: {json.dumps(outcome.error)[:400]}")
-                return
-            new_password = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])["password"]
-            stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
-            self.check(
-                stages.get(outcome.token) == ["AWSCURRENT"], "AWSCURRENT moved to the new version"
-            )
-            self.check(not server.can_login(username, old_password), "the old password is refused")
-            self.check(server.can_login(username, new_password), "the new password is accepted")
-            histories = runtime.all_histories_text()
-            self.check(
-                old_password not in histories and new_password not in histories,
-                f"no password in {len(runtime.executions())} execution histories",
-            )
-            logs = runtime.log_text()
-            self.check(
-                old_password not in logs and new_password not in logs,
-                f"no password in {len(runtime.host.sink.lines)} log lines",
-            )
-
-    def _show_step(self, invocation: Any) -> None:
-        event = invocation.event if isinstance(invocation.event, dict) else {}
-        if "ClientRequestToken" not in event:
-            return  # a worker; the router's line below covers the step
-        if invocation.failed:
-            status = f"FAILED {invocation.error.get('errorType')}"
-            where = ""
-        else:
-            status = "done"
-            where = (
-                invocation.payload.get("ExecutionArn", "")
-                if isinstance(invocation.payload, dict)
-                else ""
-            )
-        execution = where.rsplit(":", 1)[-1] if where else "-"
-        self.say(
-            f"    {event.get('Step', '?'):<13} {status:<8} {invocation.duration:5.2f}s"
-            f"  execution {execution}"
+                "password": old,
+            },
         )
+        if not self._rotate(arn):
+            return
+        new = self._value(arn)["password"]
+        self.check(server.can_login(username, new), "the new password is accepted")
+        self.check(server.can_login(username, old), "the old password still works for now")
+        self.say("    waiting for the retirement state machine...")
+        self.check(
+            self._eventually(lambda: not server.can_login(username, old)),
+            "the old password is removed after the grace period",
+        )
+
+    @staticmethod
+    def _eventually(predicate: Callable[[], bool], timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.25)
+        return False
+
+    # --- the leak scan ---------------------------------------------------------------------------
+
+    def _scan(self) -> None:
+        values = list(_secret_values(self.runtime))
+        histories, logs = self.runtime.all_histories_text(), self.runtime.log_text()
+        executions = len(self.runtime.executions())
+        self.say("\n== No secret in the clear outside Secrets Manager ==")
+        self.check(
+            not any(v in histories for v in values),
+            f"none of {len(values)} secret values appears in {executions} execution histories",
+        )
+        self.check(
+            not any(v in logs for v in values),
+            f"none appears in {len(self.runtime.host.sink.lines)} function log lines",
+        )
+
+
+def _secret_values(runtime: Any) -> Iterator[str]:
+    sm = runtime.client("secretsmanager")
+    for secret in sm.list_secrets()["SecretList"]:
+        for version in secret.get("SecretVersionsToStages", {}):
+            with contextlib.suppress(Exception):
+                data = json.loads(
+                    sm.get_secret_value(SecretId=secret["ARN"], VersionId=version)["SecretString"]
+                )
+                for key in ("password", "secret_access_key"):
+                    if isinstance(data.get(key), str):
+                        yield data[key]
 
 
 def run_demo(engines: list[str] | None = None) -> int:

@@ -60,6 +60,22 @@ class Invocation:
         return self.error is not None
 
 
+def rotation_step(invocation: Invocation) -> dict[str, Any] | None:
+    """What a router invocation did (step, secret, status, execution); None for a worker's."""
+    event = invocation.event if isinstance(invocation.event, dict) else {}
+    if "ClientRequestToken" not in event:
+        return None
+    payload = invocation.payload if isinstance(invocation.payload, dict) else {}
+    execution = str(payload.get("ExecutionArn") or "").rsplit(":", 1)[-1] or "-"
+    return {
+        "step": event.get("Step"),
+        "secret": event.get("SecretId"),
+        "status": f"FAILED {invocation.error.get('errorType')}" if invocation.error else "done",
+        "seconds": round(invocation.duration, 2),
+        "execution": execution,
+    }
+
+
 class LogSink(logging.Handler):
     """Keeps every formatted log line the functions emit (for scans and for ``serve``)."""
 

@@ -21,6 +21,7 @@ alert on the topic) and recorded in ``runtime.rotations``.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from rotator.local import LocalRuntime
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+# Secrets whose rotation is running: AWS refuses a second RotateSecret meanwhile.
+_ROTATING: set[str] = set()
+_ROTATING_LOCK = threading.Lock()
 
 
 @dataclass
@@ -104,19 +108,29 @@ def aws_like_rotate_secret(
     if not rotate_immediately:
         return str(secret.to_short_dict())
 
-    token, reattempt = choose_token(secret, client_request_token)
-    outcome = RotationOutcome(
-        secret_arn=secret.arn, token=token, succeeded=False, reattempt=reattempt
-    )
-    for step in STEPS:
-        event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token}
-        invocation = runtime.host.invoke(function, event)
-        outcome.steps.append(invocation)
-        if invocation.failed:
-            break
-    else:
-        outcome.succeeded = True
-        secret.last_rotation_date = int(time.time())
+    with _ROTATING_LOCK:
+        if secret.arn in _ROTATING:
+            raise InvalidRequestException(
+                "A previous rotation isn't complete. That rotation will be reattempted."
+            )
+        _ROTATING.add(secret.arn)
+    try:
+        token, reattempt = choose_token(secret, client_request_token)
+        outcome = RotationOutcome(
+            secret_arn=secret.arn, token=token, succeeded=False, reattempt=reattempt
+        )
+        for step in STEPS:
+            event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": token}
+            invocation = runtime.host.invoke(function, event)
+            outcome.steps.append(invocation)
+            if invocation.failed:
+                break
+        else:
+            outcome.succeeded = True
+            secret.last_rotation_date = int(time.time())
+    finally:
+        with _ROTATING_LOCK:
+            _ROTATING.discard(secret.arn)
     runtime.rotations.append(outcome)
     return json.dumps({"ARN": secret.arn, "Name": secret.name, "VersionId": token})
 

@@ -29,9 +29,6 @@ class FakeDatabase:
 
 
 class FakeEngine(DatabaseEngine):
-    family = "postgres"
-    max_username_bytes = 63
-
     def __init__(self, database: FakeDatabase) -> None:
         super().__init__()
         self.database = database

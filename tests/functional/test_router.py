@@ -185,6 +185,65 @@ def test_a_failed_step_names_the_error_class_and_execution_and_retries_as_a_new_
     assert len(names) == 2 and names[1] == names[0] + "-2"
 
 
+def test_a_retried_finish_after_a_router_crash_reuses_the_succeeded_execution(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rotation_core.aws import SecretWriter
+
+    arn, token = _staged(runtime)
+    runtime.invoke_router(event("createSecret", arn, token))
+    real_finish, crashes = SecretWriter.finish, []
+
+    def crash_once(self: Any, secret_arn: str, version: str) -> None:
+        if not crashes:
+            crashes.append(1)
+            raise RuntimeError("router died after its execution succeeded")
+        real_finish(self, secret_arn, version)
+
+    monkeypatch.setattr(SecretWriter, "finish", crash_once)
+    assert runtime.invoke_router(event("finishSecret", arn, token)).failed
+    assert "AWSCURRENT" not in versions(runtime, arn)[token]
+
+    again = runtime.invoke_router(event("finishSecret", arn, token))
+
+    assert not again.failed, again.error
+    assert versions(runtime, arn)[token] == ["AWSCURRENT"]
+    finishes = [e for e in runtime.executions() if e["name"].startswith("finishSecret")]
+    assert len(finishes) == 1 and finishes[0]["status"] == "SUCCEEDED"
+
+
+def test_the_rotation_token_reaches_put_secret_value_and_nothing_else(runtime: Any) -> None:
+    from rotation_core import handlers
+
+    arn, token = _staged(runtime)
+    seen: list[dict[str, Any]] = []
+    client = handlers._client("secretsmanager", runtime.region)
+    client.meta.events.register(
+        "provide-client-params.secrets-manager.PutSecretValue",
+        lambda params, **_: seen.append(dict(params)),
+    )
+    rotation_token = "rotation-token-" + "z" * 40
+    result = runtime.invoke_router(event("createSecret", arn, token, RotationToken=rotation_token))
+    assert not result.failed, result.error
+    assert [p.get("RotationToken") for p in seen] == [rotation_token]
+    assert_no_value_in(
+        runtime.all_histories_text() + runtime.log_text(), {"rotation token": rotation_token}
+    )
+
+
+def test_nothing_leaks_at_debug_log_level() -> None:
+    from rotator.local import LocalRuntime
+    from tests.conftest import assert_nothing_leaked
+
+    with LocalRuntime(parameter_overrides={"LogLevel": "DEBUG"}) as rt:
+        arn, token = _staged(rt)
+        assert not rt.invoke_router(event("createSecret", arn, token)).failed
+        import logging
+
+        assert logging.getLogger("secret-rotation").getEffectiveLevel() == logging.DEBUG
+        assert_nothing_leaked(rt)
+
+
 def test_a_retried_invocation_attaches_to_the_finished_execution(runtime: Any) -> None:
     arn, token = _staged(runtime)
     runtime.invoke_router(event("createSecret", arn, token))
@@ -233,3 +292,31 @@ def test_a_second_router_for_a_running_execution_waits_for_it_instead_of_startin
     test_runs = [e for e in runtime.executions() if e["name"].startswith("testSecret")]
     assert len(test_runs) == 1
     assert len(results) == 2 and all(r.error["errorType"] == "StepFailedError" for r in results)
+
+
+def test_a_second_rotate_secret_while_one_runs_is_refused_cleanly(runtime: Any) -> None:
+    import threading
+
+    from botocore.exceptions import ClientError
+
+    arn = create_secret(runtime, "app/db", UNREACHABLE)
+    gate, entered = threading.Event(), threading.Event()
+
+    def hold(spec: Any, evt: Any) -> None:
+        if spec.logical_id == "RouterFunction" and evt.get("Step") == "createSecret":
+            entered.set()
+            gate.wait(10)
+
+    runtime.host.before_invoke.append(hold)
+    first = threading.Thread(target=lambda: runtime.rotate(arn))
+    first.start()
+    assert entered.wait(10)
+    try:
+        with pytest.raises(ClientError, match="previous rotation"):
+            runtime.client("secretsmanager").rotate_secret(
+                SecretId=arn, RotationLambdaARN=runtime.router_function_arn
+            )
+    finally:
+        gate.set()
+        first.join(60)
+    assert len(runtime.rotations) == 1

@@ -19,7 +19,6 @@ from rotator.dbservers import (
     start_postgres,
     start_redis,
 )
-from tests.conftest import assert_no_value_in
 
 AVAILABLE: dict[str, Callable[[], bool]] = {
     "postgres": postgres_available,
@@ -122,34 +121,3 @@ def secret_value(rt: Any, arn: str, **kwargs: Any) -> dict[str, Any]:
         rt.client("secretsmanager").get_secret_value(SecretId=arn, **kwargs)["SecretString"]
     )
     return value
-
-
-def every_password(rt: Any) -> dict[str, str]:
-    """The password of every version of every secret in the runtime, labelled."""
-    sm = rt.client("secretsmanager")
-    found: dict[str, str] = {}
-    for page in sm.get_paginator("list_secrets").paginate():
-        for secret in page["SecretList"]:
-            for version in secret.get("SecretVersionsToStages", {}):
-                try:
-                    value = sm.get_secret_value(SecretId=secret["ARN"], VersionId=version)
-                    data = json.loads(value["SecretString"])
-                except Exception:  # noqa: S112 - placeholder versions have no value
-                    continue
-                if isinstance(data, dict) and isinstance(data.get("password"), str):
-                    found[f"{secret['Name']}@{version}"] = data["password"]
-    return found
-
-
-@pytest.fixture
-def runtime(runtime: Any) -> Iterator[Any]:
-    """The runtime, plus a scan at the end: no password in any history, log or alert."""
-    yield runtime
-    passwords = every_password(runtime)
-    runtime.alerts()
-    alerts = "\n".join(a.raw + a.subject for a in runtime.seen_alerts)
-    assert_no_value_in(runtime.all_histories_text(), passwords)
-    assert_no_value_in(runtime.log_text(), passwords)
-    assert_no_value_in(alerts, passwords)
-    failures = "\n".join(json.dumps(inv.error) for inv in runtime.host.invocations if inv.error)
-    assert_no_value_in(failures, passwords)

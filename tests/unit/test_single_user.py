@@ -117,3 +117,31 @@ def test_create_secret_needs_a_sealing_key() -> None:
     ctx, _db = _world("current-pw")
     with pytest.raises(SealingError):
         single_user.create_secret(ctx, _step("createSecret"))
+
+
+def test_test_secret_refuses_a_pending_version_for_another_user() -> None:
+    ctx, db = _world("pending-pw")
+    stages, value = ctx.secrets.versions[TOKEN]  # type: ignore[attr-defined]
+    ctx.secrets.versions[TOKEN] = (stages, {**value, "username": "postgres"})  # type: ignore[attr-defined]
+    with pytest.raises(RotationStateError, match="different"):
+        single_user.test_secret(ctx, _step("testSecret"))
+    assert db.logins == 0
+
+
+def test_rollback_puts_the_current_password_back_using_the_pending_one() -> None:
+    ctx, db = _world("pending-pw")
+    assert single_user.rollback(ctx, _step("testSecret"))["Outcome"] == "password-restored"
+    assert db.passwords["app"] == "current-pw"
+
+
+def test_rollback_when_current_still_works_changes_nothing() -> None:
+    ctx, db = _world("current-pw")
+    assert single_user.rollback(ctx, _step("testSecret")) == {"Outcome": "current-still-works"}
+    assert db.password_changes == 0
+
+
+def test_rollback_with_no_way_in_says_so() -> None:
+    ctx, db = _world("somebody-else")
+    with pytest.raises(NoWorkingCredentialError, match="rollback"):
+        single_user.rollback(ctx, _step("testSecret"))
+    assert db.password_changes == 0

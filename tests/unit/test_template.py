@@ -126,3 +126,15 @@ def test_sam_requirements_list_what_the_code_imports(code_uri: str, needed: set[
 def test_the_events_directory_has_one_sample_per_step() -> None:
     names = {p.stem for p in Path(PROJECT_ROOT / "events").glob("*.json")}
     assert {"createSecret", "setSecret", "testSecret", "finishSecret"} <= names
+
+
+def test_only_the_router_can_open_sealed_credentials() -> None:
+    key = TEMPLATE["Resources"]["SealingKey"]["Properties"]["KeyPolicy"]["Statement"]
+    decrypters = [
+        s for s in key if "kms:Decrypt" in json.dumps(s["Action"]) or s["Action"] == "kms:*"
+    ]
+    assert len(decrypters) == 1
+    assert decrypters[0]["Principal"] == {"AWS": {"Fn::GetAtt": ["RouterFunctionRole", "Arn"]}}
+    assert not any("kms:" in a for fn in _functions().values() for a in _actions(fn)), (
+        "KMS use is granted by the key policy alone"
+    )

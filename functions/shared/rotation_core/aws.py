@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rotation_core.exceptions import (
+    AwsRequestError,
     AwsThrottlingError,
     PrivilegeError,
+    RotationError,
     RotationStateError,
     SealingError,
 )
@@ -44,7 +46,9 @@ _THROTTLING_CODES = frozenset(
 
 
 def error_code(exc: BaseException) -> str | None:
-    """The AWS error code of a botocore ``ClientError``, else None."""
+    """The AWS error code of a botocore ``ClientError`` (or of an AwsRequestError), else None."""
+    if isinstance(exc, AwsRequestError):
+        return exc.code
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code")
@@ -54,9 +58,12 @@ def error_code(exc: BaseException) -> str | None:
 
 @contextmanager
 def aws_errors(action: str) -> Iterator[None]:
-    """Turn throttling and service faults into :class:`AwsThrottlingError` (transient)."""
+    """Throttling and service faults become :class:`AwsThrottlingError` (transient); any other
+    refusal becomes :class:`AwsRequestError` (permanent) carrying the AWS error code."""
     try:
         yield
+    except RotationError:
+        raise
     except Exception as exc:
         code = error_code(exc)
         if code in _THROTTLING_CODES:
@@ -67,6 +74,8 @@ def aws_errors(action: str) -> Iterator[None]:
             "ReadTimeoutError",
         ):
             raise AwsThrottlingError(f"{action}: {type(exc).__name__}") from None
+        if code is not None:
+            raise AwsRequestError(action, code) from None
         raise
 
 
@@ -149,8 +158,12 @@ class SecretWriter(SecretReader):
         with aws_errors("PutSecretValue"):
             self._client.put_secret_value(**kwargs)
 
-    def finish(self, secret_arn: str, token: str, metadata: SecretMetadata) -> None:
-        """Move AWSCURRENT to ``token`` (AWSPREVIOUS follows) and drop AWSPENDING from it."""
+    def finish(self, secret_arn: str, token: str) -> None:
+        """Move AWSCURRENT to ``token`` (AWSPREVIOUS follows) and drop AWSPENDING from it.
+
+        Reads the labels afresh: a concurrent retry of the same step may have moved them.
+        """
+        metadata = self.describe(secret_arn)
         current = metadata.version_with(CURRENT)
         if current != token:
             kwargs: dict[str, Any] = {

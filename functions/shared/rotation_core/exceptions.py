@@ -104,6 +104,14 @@ class SealingError(PermanentError):
     """A credential could not be encrypted or decrypted for hand-over to the router."""
 
 
+class AwsRequestError(PermanentError):
+    """An AWS API refused a request; carries the AWS error code, never the request."""
+
+    def __init__(self, action: str, code: str) -> None:
+        super().__init__(f"{action}: AWS returned {code}")
+        self.code = code
+
+
 class StepFailedError(PermanentError):
     """A step's execution failed; carries the execution ARN and the error class."""
 
@@ -130,5 +138,6 @@ PERMANENT_ERRORS: tuple[type[RotationError], ...] = (
     PrivilegeError,
     ProbeFailedError,
     SealingError,
+    AwsRequestError,
     StepFailedError,
 )

@@ -35,6 +35,8 @@ _CONTEXT_KEYS = [
 
 
 def _bind(context: Any) -> None:
+    # The function's own log level (the local runtime runs every function in one process).
+    logger.setLevel(str(config.setting("POWERTOOLS_LOG_LEVEL") or "INFO").upper())
     # Thread-local keys: in the local runtime the router and its workers share one process.
     logger.thread_safe_append_keys(
         function_name=getattr(context, "function_name", None),

@@ -14,13 +14,32 @@ from rotation_core.exceptions import (
 )
 from rotation_core.schema import validate
 
-STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")  # Secrets Manager's order
 STRATEGIES = ("single-user", "alternating-users", "multi-credential")
 
 POSTGRES_ENGINES = frozenset({"postgres", "aurora-postgresql"})
 MYSQL_ENGINES = frozenset({"mysql", "mariadb", "aurora-mysql"})
 DATABASE_ENGINES = POSTGRES_ENGINES | MYSQL_ENGINES
 DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379}
+#: longest user name each engine accepts, in bytes (MariaDB allows 80, MySQL 32)
+USERNAME_LIMITS = {
+    "postgres": 63,
+    "aurora-postgresql": 63,
+    "mysql": 32,
+    "aurora-mysql": 32,
+    "mariadb": 80,
+}
+
+
+def check_username(username: str, engine: str, *, field_name: str = "username") -> None:
+    """Refuse a user name the engine would reject or silently truncate."""
+    size, limit = len(username.encode("utf-8")), USERNAME_LIMITS[engine]
+    if size > limit:
+        raise InvalidSecretError(
+            f"secret field '{field_name}': user name {username!r} is {size} bytes;"
+            f" {engine} allows at most {limit}"
+        )
+
 
 #: which strategies each kind of secret can use (the router refuses the rest up front)
 STRATEGIES_BY_KIND = {
@@ -107,6 +126,7 @@ class DatabaseCredentials:
         """Validate ``data`` against the database secret schema and build credentials."""
         validate(data, "database-secret", what=what, error=InvalidSecretError)
         family = engine_family(data["engine"])
+        check_username(data["username"], data["engine"])
         return cls._build(data, DEFAULT_PORTS[family])
 
     @classmethod

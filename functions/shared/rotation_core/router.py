@@ -166,7 +166,7 @@ class Router:
         if step == "createSecret":
             self._store_pending(metadata, token, current, output, event.get("RotationToken"))
         elif step == "finishSecret":
-            self._secrets.finish(metadata.arn, token, metadata)
+            self._secrets.finish(metadata.arn, token)
             logger.info("AWSCURRENT moved to the new version")
             self._retire_previous(metadata, token, strategy)
         return {"Step": step, "Outcome": "done", "ExecutionArn": execution_arn}

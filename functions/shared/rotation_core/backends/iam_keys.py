@@ -8,6 +8,7 @@ from typing import Any
 
 from rotation_core.aws import aws_errors, error_code
 from rotation_core.exceptions import (
+    AwsRequestError,
     CredentialNotYetValidError,
     InvalidSecretError,
     PrivilegeError,
@@ -75,9 +76,9 @@ class IamKeys:
         try:
             with aws_errors("GetCallerIdentity"):
                 return str(self._sts_for(key_id, secret).get_caller_identity()["Arn"])
-        except RotationError:
-            raise
         except Exception as exc:
+            if isinstance(exc, RotationError) and not isinstance(exc, AwsRequestError):
+                raise
             if error_code(exc) in _REFUSED:
                 raise CredentialNotYetValidError(
                     f"STS refuses access key {key_id} ({error_code(exc)})"
@@ -88,9 +89,9 @@ class IamKeys:
         try:
             with aws_errors(action):
                 return fn(**kwargs)
-        except RotationError:
-            raise
         except Exception as exc:
+            if isinstance(exc, RotationError) and not isinstance(exc, AwsRequestError):
+                raise
             code = error_code(exc)
             user = kwargs.get("UserName")
             if code == "NoSuchEntity":

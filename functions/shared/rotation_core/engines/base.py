@@ -14,7 +14,6 @@ from typing import Any
 
 from rotation_core.exceptions import (
     AuthenticationFailedError,
-    InvalidSecretError,
     ProbeFailedError,
     RotationError,
 )
@@ -23,10 +22,6 @@ from rotation_core.models import DatabaseCredentials
 
 class DatabaseEngine(ABC):
     """Log in, change a password, probe: the resource side of a database rotation."""
-
-    family: str = ""
-    #: the engine's limit on a user name, in bytes
-    max_username_bytes: int = 0
 
     def __init__(self, connect_timeout: int = 5) -> None:
         self.connect_timeout = connect_timeout
@@ -70,9 +65,6 @@ class DatabaseEngine(ABC):
     def _set_user_password(self, conn: Any, account: Any, password: str) -> None:
         """As an administrator, set another account's password (``account`` as ``_account``
         names it, or a bare user name)."""
-
-    def username_limit(self, engine: str) -> int:
-        return self.max_username_bytes
 
     # --- the shared flow ----------------------------------------------------------------------
 
@@ -118,14 +110,6 @@ class DatabaseEngine(ABC):
                 raise ProbeFailedError(str(exc)) from None
 
     # --- alternating users ------------------------------------------------------------------
-
-    def check_username(self, username: str, engine: str) -> None:
-        """Refuse a user name the engine would reject or silently truncate."""
-        size, limit = len(username.encode("utf-8")), self.username_limit(engine)
-        if size > limit:
-            raise InvalidSecretError(
-                f"user name {username!r} is {size} bytes; {engine} allows at most {limit}"
-            )
 
     def account(self, creds: DatabaseCredentials) -> Any:
         """Log in as ``creds`` (proving they work) and return the account's server-side name."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import ssl as ssl_module
 from typing import Any
@@ -57,14 +58,24 @@ def retarget_grant(statement: str, user: str, host: str) -> str:
     )
 
 
+def native_password_hash(password: str) -> str:
+    """mysql_native_password's stored form: ``*`` + hex(SHA1(SHA1(password))).
+
+    SHA-1 is that plugin's own format, not a choice made here.
+    """
+    inner = hashlib.sha1(password.encode("utf-8")).digest()  # noqa: S324
+    return "*" + hashlib.sha1(inner).hexdigest().upper()  # noqa: S324
+
+
+def _wrong_hash_format(exc: Exception) -> bool:
+    return bool(exc.args) and exc.args[0] in (1372, 1827)  # ER_PASSWD_LENGTH, ER_PASSWORD_FORMAT
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes | bytearray) else str(value or "")
 
 
 class MySQLEngine(DatabaseEngine):
-    family = "mysql"
-    max_username_bytes = 32  # MySQL's limit; MariaDB allows 80, the stricter one wins
-
     def _driver_errors(self) -> tuple[type[Exception], ...]:
         import pymysql
 
@@ -110,8 +121,17 @@ class MySQLEngine(DatabaseEngine):
             f"{action}: {creds.host}:{creds.port} unavailable ({detail})"
         )
 
-    def username_limit(self, engine: str) -> int:
-        return 80 if engine == "mariadb" else self.max_username_bytes
+    def _identified(
+        self, conn: Any, verb: str, user: str, host: str, password: str
+    ) -> tuple[str, tuple[str, ...]]:
+        """``CREATE/ALTER USER ... IDENTIFIED BY``: MariaDB gets the hash, not the password."""
+        if self.is_mariadb(conn):
+            return f"{verb} %s@%s IDENTIFIED BY PASSWORD %s", (
+                user,
+                host,
+                native_password_hash(password),
+            )
+        return f"{verb} %s@%s IDENTIFIED BY %s", (user, host, password)
 
     @staticmethod
     def is_mariadb(conn: Any) -> bool:
@@ -121,11 +141,20 @@ class MySQLEngine(DatabaseEngine):
         return "mariadb" in str(version).lower()
 
     def _set_own_password(self, conn: Any, creds: DatabaseCredentials, new_password: str) -> None:
-        # SET PASSWORD for one's own account needs no privilege on either server;
-        # ALTER USER does on MariaDB. MySQL 8 dropped PASSWORD() and takes the plain string.
-        statement = "SET PASSWORD = PASSWORD(%s)" if self.is_mariadb(conn) else "SET PASSWORD = %s"
+        # SET PASSWORD for one's own account needs no privilege on either server (ALTER USER
+        # does on MariaDB). MariaDB takes the mysql_native_password hash, so the plain password
+        # never reaches its general or slow query log; MySQL 8 takes the plain string.
         with conn.cursor() as cur:
-            cur.execute(statement, (new_password,))
+            if not self.is_mariadb(conn):
+                cur.execute("SET PASSWORD = %s", (new_password,))
+                return
+            try:
+                cur.execute("SET PASSWORD = %s", (native_password_hash(new_password),))
+            except Exception as exc:
+                if not _wrong_hash_format(exc):
+                    raise
+                # the account uses another plugin (ed25519...): let the server hash it
+                cur.execute("SET PASSWORD = PASSWORD(%s)", (new_password,))
 
     def _set_user_password(self, conn: Any, account: Account | str, password: str) -> None:
         with conn.cursor() as cur:
@@ -140,7 +169,7 @@ class MySQLEngine(DatabaseEngine):
                         f"user {username!r} has {len(hosts)} accounts; cannot tell which to reset"
                     )
                 host = hosts[0]
-            cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (username, host, password))
+            cur.execute(*self._identified(conn, "ALTER USER", username, host, password))
 
     def _probe(self, conn: Any, creds: DatabaseCredentials) -> None:
         user, _host = self._account(conn)
@@ -184,9 +213,9 @@ class MySQLEngine(DatabaseEngine):
             if cur.fetchone() is None:
                 if password is None:
                     raise RotationStateError(f"the clone {clone!r} does not exist yet")
-                cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (clone, host, password))
+                cur.execute(*self._identified(conn, "CREATE USER", clone, host, password))
             elif password is not None:
-                cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (clone, host, password))
+                cur.execute(*self._identified(conn, "ALTER USER", clone, host, password))
             require, params = _require_clause(*tls)
             cur.execute("ALTER USER %s@%s " + require, (clone, host, *params))
             self._revoke_everything(cur, clone, host)

@@ -52,9 +52,6 @@ def scram_verifier(password: str, salt: bytes | None = None) -> str | None:
 
 
 class PostgresEngine(DatabaseEngine):
-    family = "postgres"
-    max_username_bytes = 63
-
     def _driver_errors(self) -> tuple[type[Exception], ...]:
         import psycopg2
 

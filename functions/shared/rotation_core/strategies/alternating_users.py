@@ -15,7 +15,7 @@ from rotation_core.exceptions import (
     NoWorkingCredentialError,
     RotationStateError,
 )
-from rotation_core.models import DatabaseCredentials, StepInput
+from rotation_core.models import DatabaseCredentials, StepInput, check_username
 from rotation_core.observability import logger
 from rotation_core.strategies.common import (
     WorkerContext,
@@ -44,7 +44,7 @@ def create_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     assert current is not None
     _require_master_arn(current)
     pending_user = partner_of(current.username)
-    ctx.engines(current.engine).check_username(pending_user, current.engine)
+    check_username(pending_user, current.engine)
     password = ctx.secrets.random_password(step.policy)
     pending = {**current.raw, "username": pending_user, "password": password}
     DatabaseCredentials.from_secret(pending, what="pending secret")
