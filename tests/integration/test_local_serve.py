@@ -20,26 +20,35 @@ from tests.integration.conftest import database_secret, new_password, unique_nam
 pytestmark = pytest.mark.integration
 
 
+SEEN_VALUES: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[dict[str, Any]]:
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``rotator local serve --json`` in a subprocess; at the end its stderr (the function
+    logs) is scanned for every secret value the tests saw."""
     command = [sys.executable, "-m", "rotator.cli", "local", "serve", "--json"]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        line = process.stdout.readline() if process.stdout else ""
-        assert line, "serve exited before printing its ready line"
-        ready = json.loads(line)
-        yield ready
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    log_path = tmp_path_factory.mktemp("serve") / "stderr.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        try:
+            line = process.stdout.readline() if process.stdout else ""
+            assert line, "serve exited before printing its ready line"
+            yield json.loads(line)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
     assert process.returncode == 0
+    logged = log_path.read_text()
+    assert '"rotation_step"' in logged and '"level":"INFO"' in logged, "serve logged nothing"
+    assert_no_value_in(logged, SEEN_VALUES)
 
 
 def _client(ready: dict[str, Any], service: str) -> Any:
@@ -72,6 +81,7 @@ def test_plain_boto3_rotates_a_user_created_outside_the_project(
     sm.rotate_secret(SecretId=arn, RotationLambdaARN=endpoint["router_function_arn"])
 
     new = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])["password"]
+    SEEN_VALUES.update({f"{username} old": old, f"{username} new": new})
     assert (
         new != old and db_server.can_login(username, new) and not db_server.can_login(username, old)
     )
@@ -97,6 +107,7 @@ def test_a_rotation_that_must_fail_leaves_everything_and_sends_one_alert(
     sm, sqs = _client(endpoint, "secretsmanager"), _client(endpoint, "sqs")
     sqs.purge_queue(QueueUrl=endpoint["alert_queue_url"])
     wrong = database_secret(postgres_server, username, new_password())
+    SEEN_VALUES.update({f"{username} real": real, f"{username} stored": wrong["password"]})
     arn = sm.create_secret(Name=f"serve/{username}", SecretString=json.dumps(wrong))["ARN"]
     current = sm.get_secret_value(SecretId=arn)["VersionId"]
 
@@ -111,3 +122,105 @@ def test_a_rotation_that_must_fail_leaves_everything_and_sends_one_alert(
     alert = json.loads(json.loads(messages[0]["Body"])["Message"])
     assert alert["secret_arn"] == arn and alert["error"] == "NoWorkingCredentialError"
     assert_no_value_in(messages[0]["Body"], {"real": real, "stored": wrong["password"]})
+
+
+def test_plain_boto3_alternates_users_three_times_with_a_master_secret(
+    endpoint: dict[str, Any], db_server: DatabaseServer
+) -> None:
+    import contextlib
+
+    sm = _client(endpoint, "secretsmanager")
+    master, master_password = unique_name("master"), new_password()
+    db_server.create_login(master, master_password, superuser=True)
+    master_arn = sm.create_secret(
+        Name=f"serve/{master}",
+        SecretString=json.dumps(database_secret(db_server, master, master_password)),
+        Tags=[{"Key": "SecretRotationMaster", "Value": "rotator"}],
+    )["ARN"]
+    original, password = unique_name("alt"), new_password()
+    db_server.create_login(original, password)
+    secret = database_secret(db_server, original, password, masterarn=master_arn)
+    arn = sm.create_secret(Name=f"serve/{original}", SecretString=json.dumps(secret))["ARN"]
+    with (
+        contextlib.closing(
+            db_server.admin_connection("app" if db_server.engine == "postgres" else None)
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        if db_server.engine == "postgres":
+            cur.execute(f'CREATE SCHEMA "{original}" AUTHORIZATION "{original}"')
+        else:
+            cur.execute(f"GRANT ALL ON `app`.* TO '{original}'@'%'")
+    table = f'"{original}".t' if db_server.engine == "postgres" else f"app.`{original}`"
+    with (
+        contextlib.closing(db_server.connect(original, password, "app")) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute(f"CREATE TABLE {table} (n INT)")
+
+    for expected in (f"{original}_clone", original, f"{original}_clone"):
+        before = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
+        sm.rotate_secret(SecretId=arn, RotationLambdaARN=endpoint["router_function_arn"])
+        current = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
+        SEEN_VALUES[f"{expected} {current['password'][:4]}"] = current["password"]
+        assert current["username"] == expected
+        assert db_server.can_login(current["username"], current["password"])
+        assert db_server.can_login(before["username"], before["password"])
+        with (
+            contextlib.closing(
+                db_server.connect(current["username"], current["password"], "app")
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(f"INSERT INTO {table} VALUES (1)")
+            cur.execute(f"SELECT count(*) FROM {table}")
+            assert cur.fetchone()[0] >= 1
+
+
+def test_plain_boto3_rotates_iam_keys_twice_and_retires_the_old_one(
+    endpoint: dict[str, Any],
+) -> None:
+    import time
+
+    iam, sm = _client(endpoint, "iam"), _client(endpoint, "secretsmanager")
+    user = unique_name("svc")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    value = {
+        "engine": "iam",
+        "username": user,
+        "access_key_id": key["AccessKeyId"],
+        "secret_access_key": key["SecretAccessKey"],
+    }
+    arn = sm.create_secret(Name=f"serve/iam/{user}", SecretString=json.dumps(value))["ARN"]
+
+    def works(creds: dict[str, Any]) -> bool:
+        sts = boto3.client(
+            "sts",
+            endpoint_url=endpoint["endpoint_url"],
+            region_name="us-east-1",
+            aws_access_key_id=creds["access_key_id"],
+            aws_secret_access_key=creds["secret_access_key"],
+        )
+        try:
+            return str(sts.get_caller_identity()["Arn"]).endswith(f":user/{user}")
+        except Exception:
+            return False
+
+    for _ in range(2):
+        previous = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
+        sm.rotate_secret(SecretId=arn, RotationLambdaARN=endpoint["router_function_arn"])
+        current = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
+        SEEN_VALUES[f"{user} {current['access_key_id']}"] = current["secret_access_key"]
+        assert current["access_key_id"] != previous["access_key_id"]
+        assert len(iam.list_access_keys(UserName=user)["AccessKeyMetadata"]) <= 2
+        assert works(current) and works(previous)
+    deadline = time.monotonic() + 30
+    while works(previous) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    statuses = {
+        k["AccessKeyId"]: k["Status"]
+        for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    }
+    assert not works(previous) and statuses.get(previous["access_key_id"], "Deleted") != "Active"
+    assert works(current)

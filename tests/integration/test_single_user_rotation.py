@@ -272,3 +272,28 @@ def _set_password_as_admin(server: DatabaseServer, username: str, password: str)
             )
         else:
             cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (username, password))
+
+
+def test_passwords_full_of_quotes_and_backslashes_rotate(
+    runtime: Any, db_server: DatabaseServer
+) -> None:
+    import string
+
+    keep = "aA1'\"\\%;"
+    excluded = "".join(c for c in string.printable if c not in keep and not c.isspace())
+    username, old = unique_name(), "Old'\"\\%;-" + new_password()
+    db_server.create_login(username, old)
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"it/{unique_name()}",
+        SecretString=json.dumps(database_secret(db_server, username, old)),
+        Tags=[
+            {"Key": "RotationExcludeCharacters", "Value": excluded},
+            {"Key": "RotationPasswordLength", "Value": "64"},
+        ],
+    )["ARN"]
+    for _ in range(2):
+        assert runtime.rotate(arn).succeeded
+        new = secret_value(runtime, arn)["password"]
+        assert set(new) <= set(keep) and {"'", '"', "\\"} & set(new)
+        assert db_server.can_login(username, new) and not db_server.can_login(username, old)
+        old = new
