@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -189,6 +190,45 @@ class LocalRuntime:
             sfn.create_state_machine(
                 name=machine.name, definition=machine.definition, roleArn=role_arn, type="STANDARD"
             )
+        events = self.client("events")
+        for rule in self.spec.rules.values():
+            events.put_rule(Name=rule.name, EventPattern=json.dumps(rule.event_pattern))
+            events.put_targets(
+                Rule=rule.name,
+                Targets=[{"Id": f"t{i}", "Arn": arn} for i, arn in enumerate(rule.target_arns)],
+            )
+
+    def emit_service_event(self, detail_type: str, detail: dict[str, Any]) -> list[Any]:
+        """Deliver an event as an AWS service would (here: Secrets Manager's CloudTrail events)
+        to the matching EventBridge rules' Lambda targets; returns their invocations.
+
+        moto's EventBridge cannot invoke Lambda targets itself, so the runtime matches the
+        rules (with moto's own pattern matcher) and invokes the targets in-process.
+        """
+        from moto.events.models import events_backends
+
+        assert self.host is not None
+        event: Any = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": detail_type,
+            "source": "aws.secretsmanager",
+            "account": ACCOUNT,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region,
+            "resources": [],
+            "detail": detail,
+        }
+        invocations = []
+        bus = events_backends[ACCOUNT][self.region].event_buses["default"]
+        for rule in list(bus.rules.values()):
+            if rule.state != "ENABLED" or not rule.event_pattern.matches_event(event):
+                continue
+            for target in rule.targets:
+                spec = self.host.find(target["Arn"])
+                if spec is not None:
+                    invocations.append(self.host.invoke(spec, event))
+        return invocations
 
     def _patch_moto(self) -> None:
         from moto.awslambda.models import LambdaBackend

@@ -132,6 +132,19 @@ def aws_like_rotate_secret(
         with _ROTATING_LOCK:
             _ROTATING.discard(secret.arn)
     runtime.rotations.append(outcome)
+    # Secrets Manager records the outcome in CloudTrail; EventBridge rules see it.
+    runtime.emit_service_event(
+        "AWS Service Event via CloudTrail",
+        {
+            "eventVersion": "1.08",
+            "eventSource": "secretsmanager.amazonaws.com",
+            "eventName": "RotationSucceeded" if outcome.succeeded else "RotationFailed",
+            "awsRegion": runtime.region,
+            "sourceIPAddress": "secretsmanager.amazonaws.com",
+            "eventType": "AwsServiceEvent",
+            "additionalEventData": {"SecretId": secret.arn},
+        },
+    )
     return json.dumps({"ARN": secret.arn, "Name": secret.name, "VersionId": token})
 
 

@@ -78,6 +78,14 @@ class StateMachineSpec:
 
 
 @dataclass
+class RuleSpec:
+    logical_id: str
+    name: str
+    event_pattern: dict[str, Any]
+    target_arns: list[str]
+
+
+@dataclass
 class StackSpec:
     """Everything the local runtime creates, with names and ARNs already resolved."""
 
@@ -88,6 +96,7 @@ class StackSpec:
     state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
     topics: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     log_groups: dict[str, str] = field(default_factory=dict)  # logical id -> name
+    rules: dict[str, RuleSpec] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,13 +107,13 @@ _BUILT = {
     "AWS::SNS::Topic",
     "AWS::KMS::Key",
     "AWS::Logs::LogGroup",
+    "AWS::Events::Rule",
 }
 _INERT = {
     "AWS::Serverless::LayerVersion",  # the local runtime imports the layer's package directly
     "AWS::Lambda::Permission",
-    "AWS::SNS::Subscription",
+    "AWS::SNS::Subscription",  # lambda subscriptions only carry alarms, which moto never fires
     "AWS::CloudWatch::Alarm",
-    "AWS::Events::Rule",
 }
 
 
@@ -276,6 +285,11 @@ def build_stack_spec(
             spec.log_groups[logical_id] = name
         elif kind == "AWS::Serverless::LayerVersion":
             refs[logical_id] = f"arn:{partition}:lambda:{region}:{account}:layer:{default_name}:1"
+        elif kind == "AWS::Events::Rule":
+            refs[logical_id] = default_name
+            attributes[(logical_id, "Arn")] = (
+                f"arn:{partition}:events:{region}:{account}:rule/{default_name}"
+            )
 
     # Pass 2: properties.
     globals_fn = template.get("Globals", {}).get("Function", {})
@@ -310,6 +324,14 @@ def build_stack_spec(
                 name=attributes[(logical_id, "Name")],
                 arn=refs[logical_id],
                 definition=definition,
+            )
+        elif kind == "AWS::Events::Rule":
+            resolved = resolver.resolve(props)
+            spec.rules[logical_id] = RuleSpec(
+                logical_id=logical_id,
+                name=refs[logical_id],
+                event_pattern=resolved["EventPattern"],
+                target_arns=[target["Arn"] for target in resolved.get("Targets", [])],
             )
     spec.outputs = {
         name: resolver.resolve(output["Value"])

@@ -153,6 +153,30 @@ def route(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return result
 
 
+def safety_net(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The alert safety net's handler body (RotationFailed events, the failed-executions alarm)."""
+    from rotation_core.safety_net import SafetyNet, SafetyNetConfig
+
+    _bind(context)
+    region = config.setting("AWS_REGION") or config.setting("AWS_DEFAULT_REGION") or ""
+    net = SafetyNet(
+        client("stepfunctions"),
+        client("sns"),
+        client("secretsmanager"),
+        SafetyNetConfig(
+            alert_topic_arn=config.required_setting("ALERT_TOPIC_ARN"),
+            rotation_state_machine_arn=config.required_setting("STATE_MACHINE_ARN"),
+            retirement_state_machine_arn=config.required_setting("RETIREMENT_STATE_MACHINE_ARN"),
+            router_log_group=config.setting("ROUTER_LOG_GROUP") or "",
+            region=region,
+        ),
+    )
+    try:
+        return net.handle(event)
+    finally:
+        logger.thread_safe_remove_keys(_CONTEXT_KEYS)
+
+
 def _count(name: str, step: Any) -> None:
     if step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         metrics.add_dimension(name="Step", value=str(step))

@@ -93,6 +93,12 @@ def execution_name(step: str, token: str, secret_arn: str, attempt: int) -> str:
     return base if attempt == 1 else f"{base}-{attempt}"
 
 
+def belongs_to_secret(name: str, secret_arn: str) -> bool:
+    """True for an execution this router named for ``secret_arn`` (any step, any attempt)."""
+    tag = "-" + _digest(secret_arn, 8)
+    return name.endswith(tag) or re.search(re.escape(tag) + r"-[0-9]+$", name) is not None
+
+
 def _digest(text: str, size: int) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:size]
 

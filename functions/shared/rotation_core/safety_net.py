@@ -1,0 +1,181 @@
+"""The alert safety net: failures that no state machine announced still page someone, once.
+
+Two feeds reach it, and they never overlap:
+- Secrets Manager's ``RotationFailed`` event (EventBridge) covers every failed rotation: those
+  that never reached a state machine (the router crashed, timed out, lacked a permission,
+  refused a malformed event or secret) and those whose step execution failed.
+- the CloudWatch alarm on failed *retirement* executions (through its own SNS topic): the
+  un-awaited retirements are the only executions Secrets Manager never reports.
+
+Dedupe rule: a failure is announced here only if no failed execution of that secret in the
+look-back window published its own alert (its history shows the ``Publish alert`` task
+succeeded). The state machine's alert is the primary one; this is the net under it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rotation_core.aws import aws_errors
+from rotation_core.observability import logger
+from rotation_core.router import belongs_to_secret
+
+
+@dataclass(frozen=True)
+class SafetyNetConfig:
+    alert_topic_arn: str
+    rotation_state_machine_arn: str
+    retirement_state_machine_arn: str
+    router_log_group: str
+    region: str
+    lookback: timedelta = timedelta(minutes=30)
+
+
+class SafetyNet:
+    def __init__(self, sfn: Any, sns: Any, secrets: Any, config: SafetyNetConfig) -> None:
+        self._sfn, self._sns, self._secrets, self._config = sfn, sns, secrets, config
+
+    def handle(self, event: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+        now = now or datetime.now(UTC)
+        if event.get("source") == "aws.secretsmanager":
+            return self._rotation_failed(event, now)
+        records = event.get("Records") or []
+        if records and records[0].get("EventSource") == "aws:sns":
+            return self._alarm(now)
+        logger.warning(
+            "ignoring an event the safety net does not know", extra={"keys": sorted(event)}
+        )
+        return {"Outcome": "ignored"}
+
+    # --- Secrets Manager: RotationFailed ----------------------------------------------------------
+
+    def _rotation_failed(self, event: dict[str, Any], now: datetime) -> dict[str, Any]:
+        detail = event.get("detail") or {}
+        secret_id = (
+            (detail.get("additionalEventData") or {}).get("SecretId")
+            or (detail.get("requestParameters") or {}).get("secretId")
+            or next(iter(event.get("resources") or []), None)
+        )
+        if not secret_id:
+            logger.warning("RotationFailed event without a secret id")
+            return {"Outcome": "ignored"}
+        with aws_errors("DescribeSecret"):
+            meta = self._secrets.describe_secret(SecretId=secret_id)
+        arn, name = meta["ARN"], meta["Name"]
+        failed = [
+            e
+            for e in self._failed_executions(self._config.rotation_state_machine_arn, now)
+            if belongs_to_secret(e["name"], arn)
+        ]
+        if any(self._announced(e["executionArn"]) for e in failed):
+            logger.info("already announced by its execution", extra={"secret_name": name})
+            return {"Outcome": "already-announced"}
+        self._publish(
+            f"Secret rotation failed: {_short(name)} (outside the state machine)",
+            {
+                "secret_name": name,
+                "secret_arn": arn,
+                "error": "RotationFailed",
+                "source": "Secrets Manager RotationFailed event",
+                "what_happened": (
+                    "Secrets Manager reports the rotation failed and no rotation execution "
+                    "announced it: the router refused the event or secret, could not write, "
+                    "timed out, or lacked a permission."
+                ),
+                "failed_executions": [e["executionArn"] for e in failed],
+                "rolled_back": "nothing: no execution ran to completion of a change",
+                "router_logs": self._log_url(),
+                "next_steps": (
+                    "Read the router's log lines for this secret (error_class and reason name "
+                    "the problem), fix it, then run rotate-secret again."
+                ),
+            },
+        )
+        return {"Outcome": "announced"}
+
+    # --- CloudWatch alarm on failed executions ----------------------------------------------------
+
+    def _alarm(self, now: datetime) -> dict[str, Any]:
+        failed = self._failed_executions(self._config.retirement_state_machine_arn, now)
+        silent = [e for e in failed if not self._announced(e["executionArn"])]
+        for execution in silent:
+            self._publish(
+                "Credential retirement failed without its own alert",
+                {
+                    "error": "AlertNotPublished",
+                    "execution_arn": execution["executionArn"],
+                    "execution_name": execution["name"],
+                    "what_happened": "A retirement execution failed and its own alert was not published.",
+                    "next_steps": "Open the execution; its failed state's error names the problem.",
+                    "console_url": _console_url(self._config.region, execution["executionArn"]),
+                },
+            )
+        return {"Outcome": "announced" if silent else "already-announced", "Announced": len(silent)}
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _failed_executions(self, machine: str, now: datetime) -> list[dict[str, Any]]:
+        since = now - self._config.lookback
+        found: list[dict[str, Any]] = []
+        with aws_errors("ListExecutions"):
+            pages = self._sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=machine, statusFilter="FAILED"
+            )
+            for page in pages:
+                for execution in page["executions"]:
+                    stopped = execution.get("stopDate") or execution.get("startDate")
+                    if stopped is None or _aware(stopped) >= since:
+                        found.append(execution)
+        return found
+
+    def _announced(self, execution_arn: str) -> bool:
+        """True when the execution's ``Publish alert`` task succeeded."""
+        with aws_errors("GetExecutionHistory"):
+            pages = self._sfn.get_paginator("get_execution_history").paginate(
+                executionArn=execution_arn
+            )
+            for page in pages:
+                for history in page["events"]:
+                    details = history.get("taskSucceededEventDetails") or {}
+                    if (
+                        details.get("resourceType") == "sns"
+                        and details.get("resource") == "publish"
+                    ):
+                        return True
+        return False
+
+    def _publish(self, subject: str, body: dict[str, Any]) -> None:
+        with aws_errors("Publish"):
+            self._sns.publish(
+                TopicArn=self._config.alert_topic_arn,
+                Subject=subject[:100],
+                Message=json.dumps(body, sort_keys=True),
+            )
+        logger.info("safety-net alert published", extra={"subject": subject[:100]})
+
+    def _log_url(self) -> str:
+        region, group = self._config.region, self._config.router_log_group.replace("/", "$252F")
+        return (
+            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+            f"#logsV2:log-groups/log-group/{group}"
+        )
+
+
+def _aware(moment: Any) -> datetime:
+    if isinstance(moment, datetime):
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(float(moment), UTC)
+
+
+def _short(name: str, limit: int = 50) -> str:
+    return name if len(name) <= limit else name[: limit - 3] + "..."
+
+
+def _console_url(region: str, execution_arn: str) -> str:
+    return (
+        f"https://{region}.console.aws.amazon.com/states/home?region={region}"
+        f"#/v2/executions/details/{execution_arn}"
+    )
