@@ -393,7 +393,7 @@ class LocalRuntime:
         secret.rotation_lambda_arn = self.router_function_arn
         secret.rotation_enabled = True
         secret.rotation_requested = True
-        staged, _reattempt = choose_token(secret, token)
+        staged, _reattempt = choose_token(secret, token, reattempt_stale=False)
         return staged
 
     def alerts(self, wait_seconds: int = 0) -> list[Alert]:

@@ -148,8 +148,17 @@ def aws_like_rotate_secret(
     return json.dumps({"ARN": secret.arn, "Name": secret.name, "VersionId": token})
 
 
-def choose_token(secret: Any, requested: str | None) -> tuple[str, bool]:
-    """The token to rotate with, and whether this reattempts an unfinished rotation."""
+def choose_token(
+    secret: Any, requested: str | None, *, reattempt_stale: bool = True
+) -> tuple[str, bool]:
+    """The token to rotate with, and whether this reattempts an unfinished rotation.
+
+    A version holding AWSPENDING but not AWSCURRENT is an unfinished rotation. RotateSecret
+    reattempts it with its own token, as Secrets Manager does (SDKs always send a token, so the
+    request's token cannot mean "start afresh"). ``reattempt_stale=False`` starts a new rotation
+    with ``requested`` instead: AWSPENDING moves to it (labels are unique) and the stale version
+    keeps its value, which a worker may still need to log in.
+    """
     for version_id, version in secret.versions.items():
         stages = version["version_stages"]
         if "AWSPENDING" not in stages:
@@ -157,10 +166,10 @@ def choose_token(secret: Any, requested: str | None) -> tuple[str, bool]:
         if "AWSCURRENT" in stages:
             stages.remove("AWSPENDING")  # a finished rotation, as AWS sees it
             break
-        return (
-            version_id,
-            True,
-        )  # AWS: "A previous rotation isn't complete. It will be reattempted."
+        if reattempt_stale or requested is None or requested == version_id:
+            return version_id, True
+        stages.remove("AWSPENDING")
+        break
     token = requested or str(uuid.uuid4())
     if token not in secret.versions:
         secret.versions[token] = {

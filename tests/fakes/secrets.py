@@ -15,13 +15,16 @@ class FakeSecrets(SecretReader):
         self.versions = versions
         self.generated: list[str] = []
 
+    def unlabeled_versions(self, secret_id: str, limit: int = 2) -> list[str]:
+        return [vid for vid, (stages, _v) in reversed(self.versions.items()) if not stages][:limit]
+
     def get_string(
-        self, secret_id: str, *, stage: str = "AWSCURRENT", version_id: str | None = None
+        self, secret_id: str, *, stage: str | None = "AWSCURRENT", version_id: str | None = None
     ) -> str | None:
         for vid, (stages, value) in self.versions.items():
             if version_id is not None and vid != version_id:
                 continue
-            if stage in stages:
+            if stage is None or stage in stages:
                 return None if value is None else json.dumps(value)
         return None
 

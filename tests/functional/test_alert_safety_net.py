@@ -16,7 +16,11 @@ from tests.functional.conftest import UNREACHABLE, create_secret
 
 def _safety_net_outcomes(rt: Any) -> list[str]:
     name = rt.spec.functions["AlertSafetyNetFunction"].name
-    return [inv.payload.get("Outcome") for inv in rt.host.invocations if inv.function == name and not inv.failed]
+    return [
+        inv.payload.get("Outcome")
+        for inv in rt.host.invocations
+        if inv.function == name and not inv.failed
+    ]
 
 
 def test_a_failure_the_state_machine_announced_is_not_announced_again(runtime: Any) -> None:
@@ -64,14 +68,30 @@ def test_successful_rotations_raise_no_alert(runtime: Any) -> None:
     iam = runtime.client("iam")
     iam.create_user(UserName="svc")
     key = iam.create_access_key(UserName="svc")["AccessKey"]
-    arn = create_secret(runtime, "iam/svc", {"engine": "iam", "username": "svc", "access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]})
+    arn = create_secret(
+        runtime,
+        "iam/svc",
+        {
+            "engine": "iam",
+            "username": "svc",
+            "access_key_id": key["AccessKeyId"],
+            "secret_access_key": key["SecretAccessKey"],
+        },
+    )
     assert runtime.rotate(arn).succeeded
     assert runtime.alerts() == [] and _safety_net_outcomes(runtime) == []
 
 
 def test_the_alarm_feed_announces_only_retirements_that_sent_no_alert(runtime: Any) -> None:
     safety_net = runtime.spec.functions["AlertSafetyNetFunction"]
-    alarm = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps({"AlarmName": "FailedRetirementExecutionsAlarm"})}}]}
+    alarm = {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "Sns": {"Message": json.dumps({"AlarmName": "FailedRetirementExecutionsAlarm"})},
+            }
+        ]
+    }
     first = runtime.host.invoke(safety_net, alarm)
     assert first.payload == {"Outcome": "already-announced", "Announced": 0}
     assert runtime.alerts() == []
@@ -83,7 +103,16 @@ def test_a_failed_retirement_sends_its_own_alert(runtime: Any) -> None:
     iam = runtime.client("iam")
     iam.create_user(UserName="svc")
     key = iam.create_access_key(UserName="svc")["AccessKey"]
-    arn = create_secret(runtime, "iam/svc", {"engine": "iam", "username": "svc", "access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]})
+    arn = create_secret(
+        runtime,
+        "iam/svc",
+        {
+            "engine": "iam",
+            "username": "svc",
+            "access_key_id": key["AccessKeyId"],
+            "secret_access_key": key["SecretAccessKey"],
+        },
+    )
     assert runtime.rotate(arn).succeeded
     # the IAM user disappears before the retirement runs: deactivating the old key fails
     for k in iam.list_access_keys(UserName="svc")["AccessKeyMetadata"]:
@@ -94,4 +123,6 @@ def test_a_failed_retirement_sends_its_own_alert(runtime: Any) -> None:
     while not alerts and time.monotonic() < deadline:
         alerts = runtime.alerts(wait_seconds=1)
     assert len(alerts) == 1
-    assert alerts[0].message["step"] == "retirement" and alerts[0].subject.startswith("Credential retirement failed")
+    assert alerts[0].message["step"] == "retirement" and alerts[0].subject.startswith(
+        "Credential retirement failed"
+    )

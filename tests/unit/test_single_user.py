@@ -145,3 +145,13 @@ def test_rollback_with_no_way_in_says_so() -> None:
     with pytest.raises(NoWorkingCredentialError, match="rollback"):
         single_user.rollback(ctx, _step("testSecret"))
     assert db.password_changes == 0
+
+
+def test_set_secret_logs_in_with_a_superseded_unlabeled_version_when_the_database_holds_it() -> (
+    None
+):
+    ctx, db = _world("stale-pending-pw", previous="old-pw")
+    ctx.secrets.versions["v-stale"] = ([], {**BASE, "password": "stale-pending-pw"})  # type: ignore[attr-defined]
+    result = single_user.set_secret(ctx, _step("setSecret"))
+    assert result["LoggedInWith"] == "unlabeled version"
+    assert db.passwords["app"] == "pending-pw"

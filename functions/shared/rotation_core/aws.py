@@ -131,6 +131,20 @@ class SecretReader:
             raise
         return value.get("SecretString")
 
+    def unlabeled_versions(self, secret_id: str, limit: int = 2) -> list[str]:
+        """Newest versions holding no staging label (e.g. a rotation that stopped after
+        setSecret and was superseded by a new token): their credential may be what the backend
+        holds now."""
+        with aws_errors("ListSecretVersionIds"):
+            response = self._client.list_secret_version_ids(
+                SecretId=secret_id, IncludeDeprecated=True, MaxResults=100
+            )
+        versions: list[Any] = list(response["Versions"])
+        newest_first = sorted(
+            reversed(versions), key=lambda v: v.get("CreatedDate", 0), reverse=True
+        )
+        return [v["VersionId"] for v in newest_first if not v.get("VersionStages")][:limit]
+
     def random_password(self, policy: PasswordPolicy) -> str:
         with aws_errors("GetRandomPassword"):
             response = self._client.get_random_password(

@@ -34,13 +34,13 @@ class WorkerContext:
 
 
 def load_secret(
-    reader: SecretReader, step: StepInput, stage: str, *, version_id: str | None = None
+    reader: SecretReader, step: StepInput, stage: str | None, *, version_id: str | None = None
 ) -> dict[str, Any] | None:
     """The parsed JSON of one version (None when that version holds no value)."""
     raw = reader.get_string(step.secret_arn, stage=stage, version_id=version_id)
     if raw is None:
         return None
-    return parse_secret_string(raw, what=f"{stage} version of the secret")
+    return parse_secret_string(raw, what=f"{stage or 'unlabeled'} version of the secret")
 
 
 def load_credentials(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from rotation_core.aws import CURRENT, PREVIOUS
 from rotation_core.exceptions import (
     AuthenticationFailedError,
+    InvalidSecretError,
     NoWorkingCredentialError,
     RotationStateError,
 )
@@ -17,6 +19,7 @@ from rotation_core.strategies.common import (
     load_credentials,
     load_current_and_pending,
     load_master,
+    load_secret,
 )
 
 
@@ -38,9 +41,8 @@ def set_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     if engine.can_login(pending):
         logger.info("pending password already set", extra={"username": pending.username})
         return {"Outcome": "already-set"}
-    previous = load_credentials(ctx.secrets, step, PREVIOUS, required=False)
-    for label, creds in ((CURRENT, current), (PREVIOUS, previous)):
-        if creds is None or not creds.same_account_as(pending):
+    for label, creds in _fallbacks(ctx, step, current):
+        if not creds.same_account_as(pending):
             continue
         try:
             engine.change_own_password(creds, pending.password)
@@ -50,8 +52,29 @@ def set_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
         logger.info("password changed", extra={"logged_in_with": label})
         return {"Outcome": "changed", "LoggedInWith": label}
     raise NoWorkingCredentialError(
-        f"none of AWSPENDING, AWSCURRENT, AWSPREVIOUS log in as {engine.describe(pending)}"
+        f"none of AWSPENDING, AWSCURRENT, AWSPREVIOUS or a recent unlabeled version log in "
+        f"as {engine.describe(pending)}"
     )
+
+
+def _fallbacks(
+    ctx: WorkerContext, step: StepInput, current: DatabaseCredentials
+) -> Iterator[tuple[str, DatabaseCredentials]]:
+    """Who to log in as to change the password, in order: AWSCURRENT, AWSPREVIOUS, then the
+    newest unlabeled versions: a rotation that set its password and was then superseded by a
+    new token left the database on that version's password (read lazily, only if needed)."""
+    yield CURRENT, current
+    previous = load_credentials(ctx.secrets, step, PREVIOUS, required=False)
+    if previous is not None:
+        yield PREVIOUS, previous
+    for version_id in ctx.secrets.unlabeled_versions(step.secret_arn):
+        data = load_secret(ctx.secrets, step, None, version_id=version_id)
+        if data is None:
+            continue
+        try:
+            yield "unlabeled version", DatabaseCredentials.from_secret(data)
+        except InvalidSecretError:
+            continue
 
 
 def test_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
