@@ -146,21 +146,35 @@ def test_the_test_retries_through_iam_propagation_inside_the_grace_budget() -> N
         assert states.count("Test pending secret") >= 2 and "Wait before testing again" in states
 
 
-def test_a_key_that_never_works_is_deleted_and_current_left_alone() -> None:
+def test_a_key_that_never_works_is_deactivated_and_a_retry_of_the_rotation_reactivates_it() -> None:
     with LocalRuntime(iam_propagation_seconds=3600) as rt:
         arn, old = _iam_secret(rt)
         outcome = rt.rotate(arn)
         assert outcome.failed_step == "testSecret"
         assert "CredentialNotYetValidError" in outcome.error["errorMessage"]
-        assert _keys(rt, old["username"]) == {old["access_key_id"]: "Active"}
+        pending = _value(rt, arn, VersionId=outcome.token)
+        assert _keys(rt, old["username"]) == {
+            old["access_key_id"]: "Active",
+            pending["access_key_id"]: "Inactive",
+        }
         assert _value(rt, arn)["access_key_id"] == old["access_key_id"]
         alerts = rt.alerts()
         assert len(alerts) == 1
         assert alerts[0].message["error"] == "CredentialNotYetValidError"
         assert (
-            "deleted" in alerts[0].message["rolled_back"]
+            "deactivated" in alerts[0].message["rolled_back"]
             and alerts[0].message["test_attempts"] >= 2
         )
+
+        rt.iam_propagation_seconds = 0  # IAM caught up: Secrets Manager retries the same token
+        retry = rt.rotate(arn)
+
+        assert retry.succeeded and retry.reattempt and retry.token == outcome.token
+        assert _value(rt, arn)["access_key_id"] == pending["access_key_id"]
+        assert _keys(rt, old["username"]) == {
+            old["access_key_id"]: "Active",
+            pending["access_key_id"]: "Active",
+        }
 
 
 def test_a_stale_third_key_is_deleted_but_never_the_current_one(runtime: Any) -> None:

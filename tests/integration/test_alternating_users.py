@@ -259,7 +259,7 @@ def test_each_step_twice_sets_the_idle_password_once(
         len(runtime.client("secretsmanager").describe_secret(SecretId=arn)["VersionIdsToStages"])
         == 2
     )
-    assert len(runtime.executions()) == 4
+    assert len([e for e in runtime.executions() if e["name"].startswith("createSecret")]) == 1
 
 
 def test_a_clone_name_over_the_engine_limit_fails_before_any_change(

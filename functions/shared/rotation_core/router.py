@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 STRATEGY_TAG = "RotationStrategy"
 WRITE_PROBE_TAG = "RotationWriteProbe"
 _TERMINAL_FAILURES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+_REUSE_SUCCESS = frozenset({"createSecret", "finishSecret"})
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _KNOWN_ERRORS = frozenset(cls.__name__ for cls in (*TRANSIENT_ERRORS, *PERMANENT_ERRORS))
 
@@ -232,9 +233,13 @@ class Router:
         """Start (or attach to) the step's execution and wait for its result.
 
         A retried router invocation finds the execution by its deterministic name: a running
-        or finished one is reused; a failed one is followed by a fresh attempt.
+        one is awaited; a failed one is followed by a fresh attempt. A succeeded createSecret
+        is reused (running it again would make a second credential); a succeeded setSecret or
+        testSecret runs again, because a later rollback may have undone it and both steps are
+        idempotent.
         """
         body = json.dumps(step_input, sort_keys=True, separators=(",", ":"))
+        reuse_success = step_input["Step"] in _REUSE_SUCCESS
         for attempt in range(1, self._config.max_attempts + 1):
             name = execution_name(
                 step_input["Step"], step_input["Token"], step_input["SecretArn"], attempt
@@ -242,7 +247,7 @@ class Router:
             arn = self._execution_arn(name)
             if not self._start(name, body):
                 status = self._describe(arn)["status"]
-                if status in _TERMINAL_FAILURES:
+                if status in _TERMINAL_FAILURES or (status == "SUCCEEDED" and not reuse_success):
                     continue
                 logger.info("attaching to existing execution", extra={"execution_arn": arn})
             else:

@@ -42,7 +42,7 @@ def set_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     current, pending = _value(ctx, step, CURRENT), _value(ctx, step, PENDING)
     _check_pair(current, pending)
     if _kind(pending) == "iam":
-        return {"Outcome": "nothing-to-set"}  # CreateAccessKey already made it live
+        return _activate_pending_key(ctx, pending)
     creds, new = _redis(current), _redis(pending)
     if ctx.redis.can_login(new):
         return {"Outcome": "already-set"}
@@ -67,8 +67,14 @@ def rollback(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     if pending is None or _same_credential(current, pending):
         return {"Outcome": "nothing-to-undo"}
     if _kind(pending) == "iam":
-        deleted = _keys(ctx).delete(pending["username"], pending["access_key_id"])
-        return {"Outcome": "key-deleted" if deleted else "key-already-gone"}
+        # Deactivated, not deleted: the pending version keeps this key's secret and cannot be
+        # rewritten, so a retry of this rotation (same token) reactivates it at setSecret; the
+        # next rotation with a new token deletes it as a stale key.
+        keys, user, key_id = _keys(ctx), pending["username"], pending["access_key_id"]
+        if key_id not in {k.key_id for k in keys.keys(user)}:
+            return {"Outcome": "key-already-gone"}
+        keys.set_status(user, key_id, "Inactive")
+        return {"Outcome": "key-deactivated"}
     creds = _redis(current)
     ctx.redis.remove_password(_redis_admin(ctx, creds), creds.username, str(pending["password"]))
     return {"Outcome": "password-removed"}
@@ -114,6 +120,20 @@ def _create_access_key(ctx: WorkerContext, current: dict[str, Any]) -> dict[str,
             keys.delete(user, key.key_id)
     key_id, secret = keys.create(user)
     return {**current, "access_key_id": key_id, "secret_access_key": secret}
+
+
+def _activate_pending_key(ctx: WorkerContext, pending: dict[str, Any]) -> dict[str, Any]:
+    """CreateAccessKey made the key live; only a rolled-back (inactive) key needs setting."""
+    keys, user, key_id = _keys(ctx), pending["username"], pending["access_key_id"]
+    status = {k.key_id: k.status for k in keys.keys(user)}.get(key_id)
+    if status is None:
+        raise RotationStateError(
+            f"AWSPENDING's access key {key_id} no longer exists; start a new rotation"
+        )
+    if status == "Active":
+        return {"Outcome": "already-set"}
+    keys.set_status(user, key_id, "Active")
+    return {"Outcome": "key-reactivated"}
 
 
 def _expect_identity(ctx: WorkerContext, creds: dict[str, Any]) -> None:
