@@ -70,3 +70,84 @@ def runtime() -> Iterator[Any]:
     with LocalRuntime() as rt:
         yield rt
         assert_nothing_leaked(rt)
+
+
+# --- the fault matrix and the bad-input corpus print their counts as the run's last lines -------
+
+_REPORTS: dict[str, list[dict[str, Any]]] = {"fault_scenario": [], "bad_input": []}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key in _REPORTS:
+            _REPORTS[key].append(dict(value))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller prints
+        return
+    lines = fault_matrix_lines(_REPORTS["fault_scenario"]) + corpus_lines(_REPORTS["bad_input"])
+    if lines:
+        print("\n" + "\n".join(lines))
+
+
+def fault_matrix_lines(results: list[dict[str, Any]]) -> list[str]:
+    if not results:
+        return []
+    combos = sorted({r["combo"] for r in results})
+    faults = list(
+        dict.fromkeys(r["fault"] for r in sorted(results, key=lambda r: r.get("order", 0)))
+    )
+    cell = {(r["combo"], r["fault"]): r for r in results}
+    width = max(len(f) for f in faults)
+    lines = [
+        "",
+        "FAULT MATRIX  (cell: ok/FAIL, rotations needed, invariant checks; '-' not applicable)",
+        " " * width + " | " + " | ".join(f"{c:^22}" for c in combos),
+    ]
+    for fault in faults:
+        row = []
+        for combo in combos:
+            r = cell.get((combo, fault))
+            if r is None:
+                row.append(f"{'-':^22}")
+                continue
+            ok = not r["problems"] and not r["invariant_failures"]
+            text = "{} {}r {}c".format(
+                "ok" if ok else "FAIL", r["rotations"], r["invariant_checks"]
+            )
+            row.append(f"{text:^22}")
+        lines.append(f"{fault:<{width}} | " + " | ".join(row))
+    canary = []
+    for combo in combos:
+        mine = [r for r in results if r["combo"] == combo]
+        canary.append(
+            f"{combo} {sum(r['canary_failures'] for r in mine)}/{sum(r['canary_logins'] for r in mine)}"
+        )
+    failures = [r for r in results if r["problems"] or r["invariant_failures"]]
+    lines.append("client canary, failed/total logins: " + "; ".join(canary))
+    lines.append(
+        f"fault matrix: {len(results)} scenarios run, "
+        f"{sum(r['invariant_checks'] for r in results)} invariant checks (logins), "
+        f"{sum(len(r['invariant_failures']) for r in results)} invariant failures, "
+        f"{len(failures)} failed scenarios"
+    )
+    return lines
+
+
+def corpus_lines(results: list[dict[str, Any]]) -> list[str]:
+    if not results:
+        return []
+    by_path: dict[str, int] = {}
+    for r in results:
+        by_path[r["path"]] = by_path.get(r["path"], 0) + 1
+    failed = [r for r in results if not r["ok"]]
+    paths = ", ".join(f"{count} through {path}" for path, count in sorted(by_path.items()))
+    return [
+        "",
+        f"bad-input corpus: {len(results)} inputs ({paths}); "
+        f"{sum(r['checks'] for r in results)} checks (error names the problem, nothing written, "
+        f"no value leaked); {len(failed)} failures",
+    ]

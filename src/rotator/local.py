@@ -70,6 +70,7 @@ class LocalRuntime:
         parameter_overrides: dict[str, Any] | None = None,
         fast: bool = True,
         iam_propagation_seconds: float = 0.0,
+        worker_timeout: int | None = None,
     ) -> None:
         self.template_path = template_path
         self.stack_name = stack_name
@@ -81,6 +82,8 @@ class LocalRuntime:
         #: STS refuses a new access key this long after CreateAccessKey, as IAM does for a few
         #: seconds in AWS; lets tests see the state machine retry through propagation.
         self.iam_propagation_seconds = iam_propagation_seconds
+        #: overrides every function's Timeout but the router's (fault tests time workers out)
+        self._worker_timeout = worker_timeout
         self._stack = ExitStack()
         self.spec: StackSpec | None = None
         self.host: FunctionHost | None = None
@@ -151,6 +154,10 @@ class LocalRuntime:
         if self._fast:
             router = self._router_spec()
             router.environment.update(FAST_ROUTER_ENV)
+        if self._worker_timeout is not None:
+            for fn in self.spec.functions.values():
+                if fn.logical_id != "RouterFunction":
+                    fn.timeout = self._worker_timeout
         self.host = FunctionHost(self.spec.functions, self.region)
 
         role_arn = self.client("iam").create_role(

@@ -32,3 +32,17 @@ def versions(rt: Any, secret_id: str) -> dict[str, list[str]]:
 
 def event(step: str, secret_id: str, token: str, **extra: Any) -> dict[str, Any]:
     return {"Step": step, "SecretId": secret_id, "ClientRequestToken": token, **extra}
+
+
+def iam_secret(rt: Any, user: str = "svc-orders") -> tuple[str, dict[str, Any]]:
+    """An IAM user with one access key, and its secret: a rotation that needs no server."""
+    iam = rt.client("iam")
+    iam.create_user(UserName=user, Tags=[{"Key": "SecretRotation", "Value": rt.stack_name}])
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    value = {
+        "engine": "iam",
+        "username": user,
+        "access_key_id": key["AccessKeyId"],
+        "secret_access_key": key["SecretAccessKey"],
+    }
+    return create_secret(rt, f"iam/{user}", value), value

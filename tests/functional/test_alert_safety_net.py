@@ -26,7 +26,7 @@ def _safety_net_outcomes(rt: Any) -> list[str]:
 def test_a_failure_the_state_machine_announced_is_not_announced_again(runtime: Any) -> None:
     arn = create_secret(runtime, "app/db", UNREACHABLE)
     outcome = runtime.rotate(arn)
-    assert outcome.failed_step == "setSecret"
+    assert outcome.failed_step == "createSecret"
     alerts = runtime.alerts()
     assert len(alerts) == 1 and alerts[0].message["error"] == "DatabaseUnavailableError"
     assert _safety_net_outcomes(runtime) == ["already-announced"]
@@ -58,7 +58,7 @@ def test_an_execution_whose_alert_could_not_be_sent_is_announced_by_the_safety_n
 
     monkeypatch.setattr(SNSBackend, "publish", refuse_the_first)
     arn = create_secret(runtime, "app/db", UNREACHABLE)
-    assert runtime.rotate(arn).failed_step == "setSecret"
+    assert runtime.rotate(arn).failed_step == "createSecret"
     alerts = runtime.alerts()
     assert len(alerts) == 1 and alerts[0].message["error"] == "RotationFailed"
     assert alerts[0].message["failed_executions"], "the alert points at the failed execution"

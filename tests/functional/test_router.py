@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import assert_no_value_in, load_event
-from tests.functional.conftest import UNREACHABLE, create_secret, event, versions
+from tests.functional.conftest import UNREACHABLE, create_secret, event, iam_secret, versions
 
 
 def _staged(
@@ -16,6 +16,12 @@ def _staged(
 ) -> tuple[str, str]:
     arn = create_secret(rt, name, value or UNREACHABLE, tags or None)
     return arn, rt.stage_rotation(arn)
+
+
+def _staged_iam(rt: Any) -> tuple[str, str, dict[str, Any]]:
+    """A staged rotation whose steps all succeed on moto alone (IAM access keys)."""
+    arn, value = iam_secret(rt)
+    return arn, rt.stage_rotation(arn), value
 
 
 def _error(invocation: Any) -> tuple[str, str]:
@@ -124,7 +130,7 @@ def test_an_unknown_strategy_tag_is_refused_by_name(runtime: Any) -> None:
 
 
 def test_create_secret_stores_one_pending_version_sealed_in_transit(runtime: Any) -> None:
-    arn, token = _staged(runtime)
+    arn, token, current = _staged_iam(runtime)
     result = runtime.invoke_router(event("createSecret", arn, token))
     assert not result.failed, result.error
     sm = runtime.client("secretsmanager")
@@ -133,55 +139,40 @@ def test_create_secret_stores_one_pending_version_sealed_in_transit(runtime: Any
             "SecretString"
         ]
     )
-    assert {k: v for k, v in pending.items() if k != "password"} == {
-        k: v for k, v in UNREACHABLE.items() if k != "password"
-    }
-    assert len(pending["password"]) == 32 and pending["password"] != UNREACHABLE["password"]
+    assert (
+        pending["username"] == current["username"]
+        and pending["access_key_id"] != current["access_key_id"]
+    )
     assert versions(runtime, arn)[token] == ["AWSPENDING"]
     # the state machine only ever saw ciphertext
-    assert_no_value_in(
-        runtime.all_histories_text(),
-        {"pending": pending["password"], "current": UNREACHABLE["password"]},
-    )
-    assert_no_value_in(
-        runtime.log_text(), {"pending": pending["password"], "current": UNREACHABLE["password"]}
-    )
+    secrets = {"pending": pending["secret_access_key"], "current": current["secret_access_key"]}
+    assert_no_value_in(runtime.all_histories_text(), secrets)
+    assert_no_value_in(runtime.log_text(), secrets)
 
 
 def test_create_secret_twice_makes_one_version_and_one_execution(runtime: Any) -> None:
-    arn, token = _staged(runtime)
+    arn, token, current = _staged_iam(runtime)
     first = runtime.invoke_router(event("createSecret", arn, token))
     sm = runtime.client("secretsmanager")
-    password = sm.get_secret_value(SecretId=arn, VersionId=token)["SecretString"]
+    stored = sm.get_secret_value(SecretId=arn, VersionId=token)["SecretString"]
     second = runtime.invoke_router(event("createSecret", arn, token))
     assert first.payload["Outcome"] == "done" and second.payload["Outcome"] == "already-created"
-    assert sm.get_secret_value(SecretId=arn, VersionId=token)["SecretString"] == password
+    assert sm.get_secret_value(SecretId=arn, VersionId=token)["SecretString"] == stored
     assert len(runtime.executions()) == 1 and len(versions(runtime, arn)) == 2
-
-
-def test_the_password_policy_tags_reach_the_worker(runtime: Any) -> None:
-    excluded = "aeiouAEIOU01234"
-    arn, token = _staged(runtime, RotationPasswordLength="20", RotationExcludeCharacters=excluded)
-    runtime.invoke_router(event("createSecret", arn, token))
-    password = json.loads(
-        runtime.client("secretsmanager").get_secret_value(SecretId=arn, VersionId=token)[
-            "SecretString"
-        ]
-    )["password"]
-    assert len(password) == 20 and not set(password) & set(excluded)
+    keys = runtime.client("iam").list_access_keys(UserName=current["username"])["AccessKeyMetadata"]
+    assert len(keys) == 2, "one new key, not two"
 
 
 def test_a_failed_step_names_the_error_class_and_execution_and_retries_as_a_new_attempt(
     runtime: Any,
 ) -> None:
-    arn, token = _staged(runtime)
-    runtime.invoke_router(event("createSecret", arn, token))
-    kind, message = _error(runtime.invoke_router(event("setSecret", arn, token)))
+    arn, token = _staged(runtime)  # the database cannot be reached
+    kind, message = _error(runtime.invoke_router(event("createSecret", arn, token)))
     assert kind == "StepFailedError" and "DatabaseUnavailableError" in message
-    assert ":execution:" in message and f"setSecret-{token}" in message
-    again = runtime.invoke_router(event("setSecret", arn, token))
+    assert ":execution:" in message and f"createSecret-{token}" in message
+    again = runtime.invoke_router(event("createSecret", arn, token))
     assert again.failed
-    names = sorted(e["name"] for e in runtime.executions() if e["name"].startswith("setSecret"))
+    names = sorted(e["name"] for e in runtime.executions() if e["name"].startswith("createSecret"))
     assert len(names) == 2 and names[1] == names[0] + "-2"
 
 
@@ -190,7 +181,7 @@ def test_a_retried_finish_after_a_router_crash_reuses_the_succeeded_execution(
 ) -> None:
     from rotation_core.aws import SecretWriter
 
-    arn, token = _staged(runtime)
+    arn, token, _value = _staged_iam(runtime)
     runtime.invoke_router(event("createSecret", arn, token))
     real_finish, crashes = SecretWriter.finish, []
 
@@ -215,7 +206,7 @@ def test_a_retried_finish_after_a_router_crash_reuses_the_succeeded_execution(
 def test_the_rotation_token_reaches_put_secret_value_and_nothing_else(runtime: Any) -> None:
     from rotation_core import handlers
 
-    arn, token = _staged(runtime)
+    arn, token, _value = _staged_iam(runtime)
     seen: list[dict[str, Any]] = []
     client = handlers._client("secretsmanager", runtime.region)
     client.meta.events.register(
@@ -236,7 +227,7 @@ def test_nothing_leaks_at_debug_log_level() -> None:
     from tests.conftest import assert_nothing_leaked
 
     with LocalRuntime(parameter_overrides={"LogLevel": "DEBUG"}) as rt:
-        arn, token = _staged(rt)
+        arn, token, _value = _staged_iam(rt)
         assert not rt.invoke_router(event("createSecret", arn, token)).failed
         import logging
 
@@ -245,7 +236,7 @@ def test_nothing_leaks_at_debug_log_level() -> None:
 
 
 def test_a_retried_invocation_attaches_to_the_finished_execution(runtime: Any) -> None:
-    arn, token = _staged(runtime)
+    arn, token, _value = _staged_iam(runtime)
     runtime.invoke_router(event("createSecret", arn, token))
     first = runtime.invoke_router(event("finishSecret", arn, token))
     assert not first.failed, first.error
@@ -262,7 +253,7 @@ def test_a_second_router_for_a_running_execution_waits_for_it_instead_of_startin
 ) -> None:
     import threading
 
-    arn, token = _staged(runtime)
+    arn, token, _value = _staged_iam(runtime)
     runtime.invoke_router(event("createSecret", arn, token))
     gate = threading.Event()
 
@@ -291,7 +282,8 @@ def test_a_second_router_for_a_running_execution_waits_for_it_instead_of_startin
         caller.join(30)
     test_runs = [e for e in runtime.executions() if e["name"].startswith("testSecret")]
     assert len(test_runs) == 1
-    assert len(results) == 2 and all(r.error["errorType"] == "StepFailedError" for r in results)
+    assert len(results) == 2 and all(not r.failed for r in results)
+    assert results[0].payload["ExecutionArn"] == results[1].payload["ExecutionArn"]
 
 
 def test_a_second_rotate_secret_while_one_runs_is_refused_cleanly(runtime: Any) -> None:

@@ -214,8 +214,11 @@ def test_a_wrong_current_password_fails_once_and_changes_nothing(
 
     outcome = runtime.rotate(arn)
 
-    assert not outcome.succeeded and outcome.failed_step == "setSecret"
+    # refused at createSecret: no new password is even generated
+    assert not outcome.succeeded and outcome.failed_step == "createSecret"
     assert "NoWorkingCredentialError" in outcome.error["errorMessage"]
+    with pytest.raises(runtime.client("secretsmanager").exceptions.ResourceNotFoundException):
+        runtime.client("secretsmanager").get_secret_value(SecretId=arn, VersionId=outcome.token)
     assert _stages(runtime, arn)[current_version] == ["AWSCURRENT"]
     assert secret_value(runtime, arn)["password"] == wrong["password"]
     assert db_server.can_login(username, real)
@@ -336,3 +339,22 @@ def test_a_new_token_after_a_stuck_rotation_finds_the_stale_password_and_complet
     stages = _stages(runtime, arn)
     assert stages.get(stuck.token, []) == [] and stages[token] == ["AWSCURRENT"]
     assert _worker_outcomes(runtime, "SingleUserSetSecretFunction") == ["changed", "changed"]
+
+
+def test_the_password_policy_tags_reach_the_worker(
+    runtime: Any, postgres_server: DatabaseServer
+) -> None:
+    excluded = "aeiouAEIOU01234"
+    username, old = unique_name(), new_password()
+    postgres_server.create_login(username, old)
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"it/{unique_name()}",
+        SecretString=json.dumps(database_secret(postgres_server, username, old)),
+        Tags=[
+            {"Key": "RotationPasswordLength", "Value": "20"},
+            {"Key": "RotationExcludeCharacters", "Value": excluded},
+        ],
+    )["ARN"]
+    assert runtime.rotate(arn).succeeded
+    password = secret_value(runtime, arn)["password"]
+    assert len(password) == 20 and not set(password) & set(excluded)

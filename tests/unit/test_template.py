@@ -81,7 +81,9 @@ def test_only_workers_that_need_the_master_secret_may_read_it() -> None:
     }
     assert readers == {
         "SingleUserRollbackFunction",
+        "AlternatingUsersCreateSecretFunction",
         "AlternatingUsersSetSecretFunction",
+        "MultiCredentialCreateSecretFunction",
         "MultiCredentialSetSecretFunction",
         "MultiCredentialRollbackFunction",
         "MultiCredentialRetireFunction",

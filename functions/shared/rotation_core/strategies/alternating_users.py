@@ -45,6 +45,14 @@ def create_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     _require_master_arn(current)
     pending_user = partner_of(current.username)
     check_username(pending_user, current.engine)
+    # Do not start what setSecret could never finish.
+    engine = ctx.engines(current.engine)
+    master = load_master(ctx, current, required=True)
+    assert master is not None
+    if not engine.can_login(current):
+        raise NoWorkingCredentialError(f"AWSCURRENT does not log in as {engine.describe(current)}")
+    if not engine.can_login(master):
+        raise NoWorkingCredentialError("the master secret ('masterarn') does not log in")
     password = ctx.secrets.random_password(step.policy)
     pending = {**current.raw, "username": pending_user, "password": password}
     DatabaseCredentials.from_secret(pending, what="pending secret")

@@ -81,9 +81,10 @@ def load_master(
         if required:
             raise InvalidSecretError("secret field 'masterarn' is required")
         return None
-    data = parse_secret_string(
-        ctx.secrets.get_string(str(arn), stage=CURRENT), what="master secret"
-    )
+    raw = ctx.secrets.get_string(str(arn), stage=CURRENT)
+    if raw is None:
+        raise InvalidSecretError("secret field 'masterarn' names a secret that does not exist")
+    data = parse_secret_string(raw, what="master secret")
     if current.engine == "redis":
         master = DatabaseCredentials.from_redis_secret(data, what="master secret")
     else:

@@ -17,6 +17,7 @@ from rotation_core.aws import CURRENT, PENDING
 from rotation_core.exceptions import (
     CredentialNotYetValidError,
     InvalidEventError,
+    NoWorkingCredentialError,
     RetiredCredentialStillWorksError,
     RotationStateError,
     UnsupportedEngineError,
@@ -33,7 +34,11 @@ def create_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     if _kind(current) == "iam":
         pending = _create_access_key(ctx, current)
     else:
-        _redis(current)
+        creds = _redis(current)
+        admin = _redis_admin(ctx, creds)  # a malformed master fails here, before anything
+        if not ctx.redis.can_login(admin):
+            who = "the master secret ('masterarn')" if admin is not creds else "AWSCURRENT"
+            raise NoWorkingCredentialError(f"{who} does not log in to {creds.host}:{creds.port}")
         pending = {**current, "password": ctx.secrets.random_password(step.policy)}
     return ctx.seal(pending, step)
 

@@ -27,7 +27,13 @@ def create_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     """Build the pending secret (current with a new password) and seal it for the router."""
     current = load_credentials(ctx.secrets, step, CURRENT)
     assert current is not None
-    ctx.engines(current.engine)  # an unsupported engine fails here, before anything is made
+    engine = ctx.engines(current.engine)  # an unsupported engine fails here, before anything
+    # Do not start what setSecret could never finish: someone must be able to log in to
+    # change the password (AWSCURRENT, AWSPREVIOUS or a superseded version the database holds).
+    if not any(engine.can_login(creds) for _label, creds in _fallbacks(ctx, step, current)):
+        raise NoWorkingCredentialError(
+            f"no stored version logs in as {engine.describe(current)}; nothing was changed"
+        )
     pending = {**current.raw, "password": ctx.secrets.random_password(step.policy)}
     DatabaseCredentials.from_secret(pending, what="pending secret")
     return ctx.seal(pending, step)
