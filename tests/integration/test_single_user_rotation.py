@@ -225,7 +225,7 @@ def test_a_wrong_current_password_fails_once_and_changes_nothing(
     alerts = runtime.alerts()
     assert len(alerts) == 1
     assert alerts[0].message["error"] == "NoWorkingCredentialError"
-    assert alerts[0].message["step"] == "setSecret" and alerts[0].message["secret_arn"] == arn
+    assert alerts[0].message["step"] == "createSecret" and alerts[0].message["secret_arn"] == arn
 
 
 @pytest.mark.parametrize(
