@@ -31,7 +31,7 @@ from unittest import mock
 from rotator.dbservers import DatabaseServer
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
-WORKER_TIMEOUT = 3
+WORKER_TIMEOUT = 2
 
 
 class InjectedCrash(RuntimeError):

@@ -70,6 +70,7 @@ class LocalRuntime:
         parameter_overrides: dict[str, Any] | None = None,
         fast: bool = True,
         iam_propagation_seconds: float = 0.0,
+        iam_propagation_checks: int = 0,
         worker_timeout: int | None = None,
     ) -> None:
         self.template_path = template_path
@@ -82,6 +83,9 @@ class LocalRuntime:
         #: STS refuses a new access key this long after CreateAccessKey, as IAM does for a few
         #: seconds in AWS; lets tests see the state machine retry through propagation.
         self.iam_propagation_seconds = iam_propagation_seconds
+        #: the same, counted in STS calls per key (deterministic, for tests)
+        self.iam_propagation_checks = iam_propagation_checks
+        self._sts_checks: dict[str, int] = {}
         #: overrides every function's Timeout but the router's (fault tests time workers out)
         self._worker_timeout = worker_timeout
         self._stack = ExitStack()
@@ -335,7 +339,14 @@ class LocalRuntime:
                 raise refused  # an IAM user key that no longer exists
             if key is not None:
                 age = (datetime.now(UTC) - key.create_date.replace(tzinfo=UTC)).total_seconds()
-                if key.status != "Active" or age < runtime.iam_propagation_seconds:
+                checks = runtime._sts_checks[access_key_id] = (
+                    runtime._sts_checks.get(access_key_id, 0) + 1
+                )
+                if (
+                    key.status != "Active"
+                    or age < runtime.iam_propagation_seconds
+                    or checks <= runtime.iam_propagation_checks
+                ):
                     raise refused
             return original(backend, access_key_id, region)
 

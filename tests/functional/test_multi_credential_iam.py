@@ -133,7 +133,7 @@ def test_two_rotations_in_a_row_never_exceed_two_keys(runtime: Any) -> None:
 
 
 def test_the_test_retries_through_iam_propagation_inside_the_grace_budget() -> None:
-    with LocalRuntime(iam_propagation_seconds=2.5) as rt:
+    with LocalRuntime(iam_propagation_checks=2) as rt:
         arn, _old = _iam_secret(rt)
         outcome = rt.rotate(arn)
         assert outcome.succeeded, outcome.error

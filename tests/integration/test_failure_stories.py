@@ -1,0 +1,82 @@
+"""End-to-end failure stories, told as an operator would see them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from rotator.dbservers import DatabaseServer
+from tests.integration.conftest import new_password, secret_value, unique_name
+from tests.proxy import FlakyProxy
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_database_stops_answering_mid_rotation_clients_keep_a_working_current(
+    runtime: Any, db_server: DatabaseServer
+) -> None:
+    """setSecret changes the password, then the database stops answering the test: the grace
+    budget runs out, the password is rolled back, one alert says so, and the next attempt
+    (database healthy again) succeeds."""
+    proxy = FlakyProxy(db_server.host, db_server.port)
+    username, old = unique_name(), new_password()
+    db_server.create_login(username, old)
+    secret = {
+        "engine": "mariadb" if db_server.engine == "mariadb" else "postgres",
+        "host": "127.0.0.1",
+        "port": proxy.port,
+        "username": username,
+        "password": old,
+        "dbname": "app",
+    }
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"story/{username}", SecretString=json.dumps(secret)
+    )["ARN"]
+
+    def outage(spec: Any, _event: Any) -> None:
+        if spec.logical_id == "SingleUserTestSecretFunction":
+            proxy.down_for(3600)  # down from the first test attempt...
+        elif spec.logical_id == "SingleUserRollbackFunction":
+            proxy.down_for(0)  # ...and back by the time the state machine rolls back
+
+    runtime.host.before_invoke.append(outage)
+    try:
+        first = runtime.rotate(arn)
+    finally:
+        runtime.host.before_invoke.remove(outage)
+
+    assert first.failed_step == "testSecret"
+    assert db_server.can_login(username, secret_value(runtime, arn)["password"]), (
+        "AWSCURRENT must log in"
+    )
+    assert secret_value(runtime, arn)["password"] == old
+    alerts = runtime.alerts()
+    assert len(alerts) == 1
+    alert = alerts[0].message
+    assert alert["error"] == "DatabaseUnavailableError" and alert["step"] == "testSecret"
+    assert "set back to AWSCURRENT" in alert["rolled_back"] and alert["test_attempts"] >= 2
+    assert alert["console_url"].endswith(alert["execution_arn"])
+    # the retries after setSecret stayed inside the grace budget (12 s locally)
+    history = runtime.history(alert["execution_arn"])
+    entered = {
+        h["stateEnteredEventDetails"]["name"]: h["timestamp"]
+        for h in reversed(history)
+        if "stateEnteredEventDetails" in h
+    }
+    last = {
+        h["stateEnteredEventDetails"]["name"]: h["timestamp"]
+        for h in history
+        if "stateEnteredEventDetails" in h
+    }
+    spent = (last["Roll back?"] - entered["Test pending secret"]).total_seconds()
+    assert spent <= 12, f"test retries took {spent:.1f}s, over the 12 s grace budget"
+
+    second = runtime.rotate(arn)
+
+    assert second.succeeded and second.reattempt
+    new = secret_value(runtime, arn)["password"]
+    assert db_server.can_login(username, new) and not db_server.can_login(username, old)
+    assert runtime.alerts() == []
+    proxy.close()
