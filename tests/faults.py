@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from rotator.checks import access_key_works
 from rotator.dbservers import DatabaseServer
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
@@ -90,7 +91,7 @@ def make_subject(rt: Any, combo: Combo, servers: dict[str, DatabaseServer], uniq
         return Subject(
             arn,
             combo.strategy,
-            lambda creds: _key_works(rt, creds),
+            lambda creds: access_key_works(creds, rt.region),
             credentials_held=lambda: len(
                 iam.list_access_keys(UserName=unique)["AccessKeyMetadata"]
             ),
@@ -128,21 +129,6 @@ def make_subject(rt: Any, combo: Combo, servers: dict[str, DatabaseServer], uniq
         credentials_held=held,
         proxy=proxy,
     )
-
-
-def _key_works(rt: Any, creds: dict[str, Any]) -> bool:
-    import boto3
-
-    sts = boto3.client(
-        "sts",
-        region_name=rt.region,
-        aws_access_key_id=creds["access_key_id"],
-        aws_secret_access_key=creds["secret_access_key"],
-    )
-    try:
-        return str(sts.get_caller_identity()["Arn"]).endswith(f":user/{creds['username']}")
-    except Exception:
-        return False
 
 
 def _redis_passwords(server: DatabaseServer, username: str) -> int:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from rotator.checks import access_key_works, eventually
 from rotator.dbservers import (
     DatabaseServer,
     mariadb_available,
@@ -300,24 +301,13 @@ class Demo:
             self.check(self._key_works(old), f"the previous key {old['access_key_id']} still works")
         self.say("    waiting for the retirement state machine (RetireAfterSeconds=3 locally)...")
         self.check(
-            self._eventually(lambda: not self._key_works(old)),
+            eventually(lambda: not self._key_works(old)),
             f"the previous key {old['access_key_id']} is deactivated after the grace period",
         )
         self.check(self._key_works(self._value(arn)), "the current key still works")
 
     def _key_works(self, creds: dict[str, Any]) -> bool:
-        import boto3
-
-        sts = boto3.client(
-            "sts",
-            region_name=self.runtime.region,
-            aws_access_key_id=creds["access_key_id"],
-            aws_secret_access_key=creds["secret_access_key"],
-        )
-        try:
-            return str(sts.get_caller_identity()["Arn"]).endswith(f":user/{creds['username']}")
-        except Exception:
-            return False
+        return access_key_works(creds, self.runtime.region)
 
     def redis_acl(self, server: DatabaseServer) -> None:
         self.say("\n== Multi-credential: a Redis ACL user holds the old and the new password ==")
@@ -340,18 +330,9 @@ class Demo:
         self.check(server.can_login(username, old), "the old password still works for now")
         self.say("    waiting for the retirement state machine...")
         self.check(
-            self._eventually(lambda: not server.can_login(username, old)),
+            eventually(lambda: not server.can_login(username, old)),
             "the old password is removed after the grace period",
         )
-
-    @staticmethod
-    def _eventually(predicate: Callable[[], bool], timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.25)
-        return False
 
     # --- the leak scan ---------------------------------------------------------------------------
 

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
+from rotator.checks import access_key_works, eventually
 from rotator.local import LocalRuntime
 from tests.conftest import assert_no_value_in
+from tests.functional.conftest import iam_secret
 
 
 def _iam_secret(rt: Any, user: str = "svc-orders") -> tuple[str, dict[str, Any]]:
-    iam = rt.client("iam")
-    iam.create_user(UserName=user, Tags=[{"Key": "SecretRotation", "Value": rt.stack_name}])
-    key = iam.create_access_key(UserName=user)["AccessKey"]
-    value = {
-        "engine": "iam",
-        "username": user,
-        "access_key_id": key["AccessKeyId"],
-        "secret_access_key": key["SecretAccessKey"],
-    }
-    arn = rt.client("secretsmanager").create_secret(
-        Name=f"iam/{user}", SecretString=json.dumps(value)
-    )["ARN"]
-    return arn, value
+    return iam_secret(rt, user)
 
 
 def _value(rt: Any, arn: str, **kwargs: Any) -> dict[str, Any]:
@@ -42,27 +31,7 @@ def _keys(rt: Any, user: str) -> dict[str, str]:
 
 
 def _works(rt: Any, creds: dict[str, Any]) -> bool:
-    import boto3
-
-    sts = boto3.client(
-        "sts",
-        region_name=rt.region,
-        aws_access_key_id=creds["access_key_id"],
-        aws_secret_access_key=creds["secret_access_key"],
-    )
-    try:
-        return str(sts.get_caller_identity()["Arn"]).endswith(f":user/{creds['username']}")
-    except Exception:
-        return False
-
-
-def _wait_for(predicate: Any, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+    return access_key_works(creds, rt.region)
 
 
 def test_a_rotation_makes_a_new_key_current_and_keeps_the_old_one_working(runtime: Any) -> None:
@@ -97,12 +66,12 @@ def test_the_superseded_key_is_deactivated_verified_and_deleted_after_the_grace_
     )["executions"]
     assert len(retirements) == 1 and retirements[0]["status"] == "RUNNING"
 
-    assert _wait_for(
+    assert eventually(
         lambda: _keys(runtime, old["username"]).get(old["access_key_id"]) == "Inactive"
     )
     assert not _works(runtime, old)
-    assert _wait_for(lambda: old["access_key_id"] not in _keys(runtime, old["username"]))
-    assert _wait_for(
+    assert eventually(lambda: old["access_key_id"] not in _keys(runtime, old["username"]))
+    assert eventually(
         lambda: (
             runtime.client("stepfunctions").describe_execution(
                 executionArn=retirements[0]["executionArn"]

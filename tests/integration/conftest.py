@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -36,6 +37,23 @@ def require_engine(engine: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}; CI=true, so this is a failure rather than a skip")
     pytest.skip(reason)
+
+
+def all_logins(server: DatabaseServer) -> set[str]:
+    """Every role / account / ACL user the server knows."""
+    if server.engine == "redis":
+        client = server.admin_connection()
+        try:
+            return set(client.acl_users())
+        finally:
+            client.close()
+    query = {
+        "postgres": "SELECT rolname FROM pg_roles",
+        "mariadb": "SELECT CONCAT(user, '@', host) FROM mysql.user",
+    }[server.engine]
+    with contextlib.closing(server.admin_connection()) as conn, conn.cursor() as cur:
+        cur.execute(query)
+        return {row[0] for row in cur.fetchall()}
 
 
 @pytest.fixture(scope="session")

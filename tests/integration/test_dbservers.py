@@ -26,6 +26,7 @@ from rotator.dbservers import (
     start_postgres,
     start_redis,
 )
+from tests.integration.conftest import all_logins, require_engine
 
 pytestmark = pytest.mark.integration
 
@@ -39,17 +40,6 @@ HOSTILE_NAMES = ["x; DROP ROLE y", "O'Brien", 'a"b', "app-user"]
 SRC_DIR = Path(dbservers.__file__).resolve().parent.parent
 
 
-def _require(engine: str) -> None:
-    """Skip when the engine's binaries are missing, but fail under CI=true."""
-    available, _ = ENGINES[engine]
-    if available():
-        return
-    reason = f"{engine} binaries are not installed on this machine"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true, so this is a failure rather than a skip")
-    pytest.skip(reason)
-
-
 def _hostile_password() -> str:
     """A random password full of quoting characters."""
     return secrets.token_urlsafe(12) + "'\"; --\\ $1 %s"
@@ -59,23 +49,6 @@ def _accepts_tcp(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _logins(server: DatabaseServer) -> set[str]:
-    """Every role / account / ACL user the server knows."""
-    if server.engine == "redis":
-        client = server.admin_connection()
-        try:
-            return set(client.acl_users())
-        finally:
-            client.close()
-    query = {
-        "postgres": "SELECT rolname FROM pg_roles",
-        "mariadb": "SELECT CONCAT(user, '@', host) FROM mysql.user",
-    }[server.engine]
-    with contextlib.closing(server.admin_connection()) as conn, conn.cursor() as cur:
-        cur.execute(query)
-        return {row[0] for row in cur.fetchall()}
 
 
 def _login_key(server: DatabaseServer, username: str) -> str:
@@ -106,21 +79,21 @@ def _create_a_login_as(server: DatabaseServer, user: str, password: str, new_use
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[DatabaseServer]:
-    _require("postgres")
+    require_engine("postgres")
     with start_postgres() as started:
         yield started
 
 
 @pytest.fixture(scope="module")
 def mariadb() -> Iterator[DatabaseServer]:
-    _require("mariadb")
+    require_engine("mariadb")
     with start_mariadb() as started:
         yield started
 
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[DatabaseServer]:
-    _require("redis")
+    require_engine("redis")
     with start_redis() as started:
         yield started
 
@@ -179,16 +152,16 @@ def test_a_login_with_a_hostile_name_logs_in_and_no_other_login_changes(
     password = _hostile_password()
     server.drop_login("y")
     server.create_login("y", _hostile_password())
-    before = _logins(server)
+    before = all_logins(server)
     try:
         if server.engine == "redis" and " " in username:
             # Redis itself forbids spaces in ACL user names: the attempt must fail cleanly.
             with pytest.raises(Exception, match="can't contain spaces"):
                 server.create_login(username, password)
-            assert _logins(server) == before
+            assert all_logins(server) == before
             return
         server.create_login(username, password)
-        after = _logins(server)
+        after = all_logins(server)
         assert after - before == {_login_key(server, username)}
         assert before <= after
         assert server.can_login(username, password)
@@ -196,7 +169,7 @@ def test_a_login_with_a_hostile_name_logs_in_and_no_other_login_changes(
     finally:
         server.drop_login(username)
         server.drop_login("y")
-    assert _logins(server) == before - {_login_key(server, "y")}
+    assert all_logins(server) == before - {_login_key(server, "y")}
 
 
 def test_a_dropped_login_can_no_longer_log_in_and_dropping_again_is_harmless(
@@ -219,24 +192,24 @@ def test_creating_a_login_that_exists_raises(server: DatabaseServer) -> None:
         server.drop_login("twice")
 
 
-def test_a_superuser_login_can_create_other_logins(server: DatabaseServer) -> None:
+def test_a_superuser_login_can_create_otherall_logins(server: DatabaseServer) -> None:
     password = _hostile_password()
     server.create_login("rotation-admin", password, superuser=True)
     try:
         _create_a_login_as(server, "rotation-admin", password, "made-by-rotation-admin")
-        assert _login_key(server, "made-by-rotation-admin") in _logins(server)
+        assert _login_key(server, "made-by-rotation-admin") in all_logins(server)
     finally:
         server.drop_login("made-by-rotation-admin")
         server.drop_login("rotation-admin")
 
 
-def test_an_ordinary_sql_login_cannot_create_other_logins(sql_server: DatabaseServer) -> None:
+def test_an_ordinary_sql_login_cannot_create_otherall_logins(sql_server: DatabaseServer) -> None:
     password = _hostile_password()
     sql_server.create_login("plain-user", password)
     try:
         with pytest.raises(Exception):  # noqa: B017 - each driver raises its own type
             _create_a_login_as(sql_server, "plain-user", password, "should-not-exist")
-        assert _login_key(sql_server, "should-not-exist") not in _logins(sql_server)
+        assert _login_key(sql_server, "should-not-exist") not in all_logins(sql_server)
     finally:
         sql_server.drop_login("should-not-exist")
         sql_server.drop_login("plain-user")
@@ -260,7 +233,7 @@ def test_passwords_never_reach_the_server_log(server: DatabaseServer) -> None:
 
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_stop_removes_the_data_dir_and_the_port_stops_accepting(engine: str) -> None:
-    _require(engine)
+    require_engine(engine)
     started = ENGINES[engine][1]()
     port, data_dir, work_dir = started.port, started.data_dir, started.work_dir
     assert _accepts_tcp(port)
@@ -336,7 +309,7 @@ def test_postgres_rejects_a_role_name_it_would_silently_truncate(postgres: Datab
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to another OS user")
 def test_postgres_explains_a_base_dir_its_os_user_cannot_reach(tmp_path: Path) -> None:
-    _require("postgres")
+    require_engine("postgres")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o700)
     with pytest.raises(DatabaseServerError, match="searchable by that user"):
@@ -434,7 +407,7 @@ def _eventually(condition: Callable[[], bool], timeout: float = 20) -> bool:
 
 
 def test_a_server_is_cleaned_up_when_its_owner_is_killed() -> None:
-    _require("postgres")
+    require_engine("postgres")
     child, port, work_dir = _start_in_child("postgres", "time.sleep(120)")
     assert _accepts_tcp(port)
 
@@ -445,7 +418,7 @@ def test_a_server_is_cleaned_up_when_its_owner_is_killed() -> None:
 
 
 def test_a_server_is_cleaned_up_when_its_owner_exits_without_stopping_it() -> None:
-    _require("redis")
+    require_engine("redis")
     child, port, work_dir = _start_in_child("redis", "sys.exit(0)")
     assert child.wait(timeout=30) == 0
     assert not _accepts_tcp(port)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
+from rotator.checks import eventually
 from rotator.dbservers import DatabaseServer
 from tests.integration.conftest import (
     create_master,
@@ -31,15 +31,6 @@ def _redis_secret(rt: Any, server: DatabaseServer, *, master: bool) -> tuple[str
     return arn, username, password
 
 
-def _wait_for(predicate: Any, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.mark.parametrize("master", [True, False], ids=["with-master", "self-managed"])
 def test_both_passwords_work_until_the_old_one_is_retired(
     runtime: Any, redis_server: DatabaseServer, master: bool
@@ -51,7 +42,7 @@ def test_both_passwords_work_until_the_old_one_is_retired(
     assert outcome.succeeded, outcome.error
     new = secret_value(runtime, arn)["password"]
     assert redis_server.can_login(username, new) and redis_server.can_login(username, old)
-    assert _wait_for(lambda: not redis_server.can_login(username, old))
+    assert eventually(lambda: not redis_server.can_login(username, old))
     assert redis_server.can_login(username, new)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from rotator.dbservers import DatabaseServer
 from tests.integration.conftest import (
+    all_logins,
     create_app_user,
     database_secret,
     new_password,
@@ -28,16 +29,6 @@ HOSTILE_USERNAMES = ["app-user", "O'Brien", 'a"b', "x; DROP ROLE y"]
 
 def _stages(rt: Any, arn: str) -> dict[str, list[str]]:
     return dict(rt.client("secretsmanager").describe_secret(SecretId=arn)["VersionIdsToStages"])
-
-
-def _logins(server: DatabaseServer) -> set[str]:
-    query = {
-        "postgres": "SELECT rolname FROM pg_roles",
-        "mariadb": "SELECT CONCAT(user, '@', host) FROM mysql.user",
-    }[server.engine]
-    with contextlib.closing(server.admin_connection()) as conn, conn.cursor() as cur:
-        cur.execute(query)
-        return {row[0] for row in cur.fetchall()}
 
 
 def _stored_verifier(server: DatabaseServer, username: str) -> str:
@@ -264,13 +255,13 @@ def test_hostile_usernames_rotate_and_harm_nothing_else(
     db_server.create_login(bystander, bystander_password)
     unique = f"{username}{unique_name('')}"[:30]
     arn, _user, old = create_app_user(runtime, db_server, username=unique)
-    before = _logins(db_server)
+    before = all_logins(db_server)
 
     assert runtime.rotate(arn).succeeded
 
     new = secret_value(runtime, arn)["password"]
     assert db_server.can_login(unique, new) and not db_server.can_login(unique, old)
-    assert _logins(db_server) == before
+    assert all_logins(db_server) == before
     assert db_server.can_login(bystander, bystander_password)
 
 
