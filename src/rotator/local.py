@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import uuid
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -112,6 +113,11 @@ class LocalRuntime:
         # history already says what failed.
         if not os.environ.get("ROTATOR_DEBUG"):
             logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+        # The STS patch refuses keys with InvalidClientTokenId, a common AWS error that moto's
+        # STS model does not list; moto warns about it on every refusal.
+        warnings.filterwarnings(
+            "ignore", message=r"Exception\(STSClientError\) with code InvalidClientTokenId"
+        )
 
         try:
             self._stack.enter_context(
