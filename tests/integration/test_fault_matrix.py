@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import assert_nothing_leaked
 from tests.faults import COMBOS, FAULTS, Combo, Fault, fault_runtime, make_subject, run_scenario
 
 pytestmark = pytest.mark.integration
@@ -46,6 +47,7 @@ def test_scenario(
     with fault_runtime() as rt:
         subject = make_subject(rt, combo, servers, unique=f"f{secrets.token_hex(4)}")
         result = run_scenario(rt, combo, fault, subject)
+        assert_nothing_leaked(rt)
     record_property("fault_scenario", {**dataclasses.asdict(result), "order": FAULTS.index(fault)})
     assert not result.invariant_failures, result.invariant_failures
     assert result.passed, result.problems

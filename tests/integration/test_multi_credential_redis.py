@@ -79,3 +79,19 @@ def test_a_rotation_of_an_unknown_acl_user_creates_no_user(
         assert ghost not in admin.acl_users()
     finally:
         admin.close()
+
+
+@pytest.mark.parametrize("username", ["app-user", "O'Brien", 'a"b', "back`tick%"])
+def test_hostile_acl_user_names_rotate(
+    runtime: Any, redis_server: DatabaseServer, username: str
+) -> None:
+    unique = f"{username}-{unique_name('')}"
+    password = new_password()
+    redis_server.create_login(unique, password)
+    secret = database_secret(redis_server, unique, password)
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"it/{unique_name()}", SecretString=json.dumps(secret)
+    )["ARN"]
+    assert runtime.rotate(arn).succeeded
+    new = secret_value(runtime, arn)["password"]
+    assert redis_server.can_login(unique, new) and redis_server.can_login(unique, password)
