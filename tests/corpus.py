@@ -259,6 +259,49 @@ SECRETS = [
         changes={"password": "two words"},
     ),
     BadInput("redis: engine and port wrong", "'port'", kind="redis", changes={"port": "six"}),
+    BadInput(
+        "iam: a real key id with a made-up secret key",
+        "STS refuses AWSCURRENT's access key",
+        kind="iam",
+        changes={"secret_access_key": "x" * 40},
+    ),
+    BadInput(
+        "redis: a guessed password with a working master",
+        "AWSCURRENT does not log in",
+        kind="redis",
+        changes={"password": "wrong-guess"},
+        master_changes={},
+    ),
+    BadInput(
+        "mariadb: username with SQL",
+        "NoWorkingCredentialError",
+        kind="mariadb",
+        changes={"username": SQL_USER},
+    ),
+    BadInput(
+        "mariadb: password with SQL",
+        "NoWorkingCredentialError",
+        kind="mariadb",
+        changes={"password": SQL_PASSWORD},
+    ),
+    BadInput(
+        "mariadb: dbname with SQL",
+        "secret field 'dbname'",
+        kind="mariadb",
+        changes={"dbname": SQL},
+    ),
+    BadInput(
+        "mariadb: username over MariaDB's 80 bytes",
+        "'username'",
+        kind="mariadb",
+        changes={"username": "m" * 90},
+    ),
+    BadInput(
+        "mariadb: master for another port",
+        "is for another engine, host or port",
+        kind="mariadb",
+        master_changes={"port": 1},
+    ),
 ]
 
 CORPUS = EVENTS + SECRETS

@@ -150,6 +150,9 @@ class Fault:
     #: the state machine sees this failure, so AWSCURRENT must log in once the attempt ends
     #: (single-user by rolling back; the other strategies never touch it)
     current_works_after_failure: bool = False
+    #: transient: retries inside the first rotation absorb it, and nobody is alerted; else
+    #: the rotation fails once, announces it exactly once, and the retry completes it
+    absorbed: bool = False
 
 
 def _wrap(
@@ -249,17 +252,22 @@ def _moto(module: str, cls: str, method: str, code: str, times: int) -> Callable
 
 
 def _backend_down(stack: contextlib.ExitStack, combo: Combo, subject: Subject, rt: Any) -> None:
-    """The backend stops answering when setSecret (createSecret for IAM) begins, for a while."""
+    """The backend stops answering when setSecret begins (IAM: CreateAccessKey fails twice),
+    and is back before the state machine's retries run out."""
     if combo.backend == "iam":
-        _moto("moto.iam.models", "IAMBackend", "create_access_key", "ServiceUnavailable", 2)(
-            stack, combo, subject, rt
-        )
+        from moto.iam.exceptions import IAMException
+        from moto.iam.models import IAMBackend
+
+        def unavailable() -> None:
+            raise IAMException("ServiceFailure", "injected: IAM is unavailable")
+
+        _wrap(stack, IAMBackend, "create_access_key", when="before", fire=unavailable, times=2)
         return
 
     def take_down(spec: Any, event: Any) -> None:
         if spec.logical_id.endswith("SetSecretFunction") and not taken:
             taken.append(1)
-            subject.proxy.down_for(2.5)
+            subject.proxy.refuse_next(2)  # two attempts fail; the third (last retry) connects
 
     taken: list[int] = []
     rt.host.before_invoke.append(take_down)
@@ -306,8 +314,8 @@ def _rollback_crashes(stack: contextlib.ExitStack, combo: Combo, subject: Subjec
 FAULTS = [
     Fault("worker crashes before its change", _at_change("before", _crash)),
     Fault("worker crashes after its change", _at_change("after", _crash)),
-    Fault("worker times out before its change", _at_change("before", _hang)),
-    Fault("worker times out after its change", _at_change("after", _hang)),
+    Fault("worker times out before its change", _at_change("before", _hang), absorbed=True),
+    Fault("worker times out after its change", _at_change("after", _hang), absorbed=True),
     Fault("router crashes before PutSecretValue", _router_write("put_pending", "before")),
     Fault("router crashes after PutSecretValue", _router_write("put_pending", "after")),
     Fault("router crashes before the label move", _router_write("finish", "before")),
@@ -321,16 +329,18 @@ FAULTS = [
             "ThrottlingException",
             3,
         ),
+        absorbed=True,
     ),
     Fault(
         "KMS fails to encrypt",
         _moto("moto.kms.models", "KmsBackend", "encrypt", "KMSInternalException", 1),
+        absorbed=True,
     ),
     Fault(
         "KMS fails to decrypt",
         _moto("moto.kms.models", "KmsBackend", "decrypt", "KMSInternalException", 1),
     ),
-    Fault("backend down, then back", _backend_down),
+    Fault("backend down, then back", _backend_down, absorbed=True),
     Fault("the test refuses the new credential", _test_fails, current_works_after_failure=True),
     Fault(
         "the rollback crashes after undoing",
@@ -352,6 +362,7 @@ class ScenarioResult:
     invariant_failures: list[str] = field(default_factory=list)
     canary_logins: int = 0
     canary_failures: int = 0
+    alerts: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -459,6 +470,13 @@ def run_scenario(rt: Any, combo: Combo, fault: Fault, subject: Subject) -> Scena
         rt.host.after_invoke.remove(at_boundary)
         if subject.proxy is not None:
             subject.proxy.close()
+    result.alerts = len(rt.alerts())
+    if fault.absorbed and (result.rotations != 1 or result.alerts):
+        result.problems.append(
+            f"a transient fault should be absorbed: {result.rotations} rotations, {result.alerts} alerts"
+        )
+    if not fault.absorbed and result.alerts != 1:
+        result.problems.append(f"{result.alerts} alerts, expected exactly one")
     if not _finished(rt, subject, outcome):
         result.problems.append(
             f"still failing after {result.rotations} rotations: {(outcome.error or {}).get('errorMessage', '')[:200]}"

@@ -15,6 +15,7 @@ class FlakyProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._down_until = 0.0
+        self._refuse_next = 0
         self._closed = threading.Event()
         self.refused = 0
         threading.Thread(target=self._accept, daemon=True, name="flaky-proxy").start()
@@ -22,6 +23,10 @@ class FlakyProxy:
     def down_for(self, seconds: float) -> None:
         """Refuse every new connection for ``seconds`` (established ones carry on)."""
         self._down_until = time.monotonic() + seconds
+
+    def refuse_next(self, connections: int) -> None:
+        """Refuse the next ``connections`` new connections, then accept again."""
+        self._refuse_next = connections
 
     def close(self) -> None:
         self._closed.set()
@@ -34,7 +39,8 @@ class FlakyProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            if time.monotonic() < self._down_until:
+            if time.monotonic() < self._down_until or self._refuse_next > 0:
+                self._refuse_next = max(0, self._refuse_next - 1)
                 self.refused += 1
                 client.close()
                 continue

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import threading
 import uuid
 import warnings
 import zipfile
@@ -87,6 +88,7 @@ class LocalRuntime:
         #: the same, counted in STS calls per key (deterministic, for tests)
         self.iam_propagation_checks = iam_propagation_checks
         self._sts_checks: dict[str, int] = {}
+        self._rotated_keys: set[str] = set()
         #: overrides every function's Timeout but the router's (fault tests time workers out)
         self._worker_timeout = worker_timeout
         self._stack = ExitStack()
@@ -116,7 +118,8 @@ class LocalRuntime:
         # The STS patch refuses keys with InvalidClientTokenId, a common AWS error that moto's
         # STS model does not list; moto warns about it on every refusal.
         warnings.filterwarnings(
-            "ignore", message=r"Exception\(STSClientError\) with code InvalidClientTokenId"
+            "ignore",
+            message=r"Exception\(STSClientError\) with code (InvalidClientTokenId|SignatureDoesNotMatch)",
         )
 
         try:
@@ -270,8 +273,6 @@ class LocalRuntime:
                 )
             event = json.loads(body) if body else {}
             if headers.get("x-amz-invocation-type") == "Event":
-                import threading
-
                 threading.Thread(
                     target=runtime.host.invoke, args=(spec, event), daemon=True
                 ).start()
@@ -348,16 +349,50 @@ class LocalRuntime:
                 checks = runtime._sts_checks[access_key_id] = (
                     runtime._sts_checks.get(access_key_id, 0) + 1
                 )
-                if (
-                    key.status != "Active"
-                    or age < runtime.iam_propagation_seconds
+                propagating = access_key_id in runtime._rotated_keys and (
+                    age < runtime.iam_propagation_seconds
                     or checks <= runtime.iam_propagation_checks
-                ):
+                )
+                if key.status != "Active" or propagating:
                     raise refused
             return original(backend, access_key_id, region)
 
         self._stack.enter_context(
             mock.patch.object(STSBackend, "get_caller_identity", get_caller_identity)
+        )
+
+        # Propagation is simulated for the keys the rotation's functions create.
+        from moto.iam.models import IAMBackend
+
+        original_create = IAMBackend.create_access_key
+
+        def create_access_key(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            key = original_create(backend, *args, **kwargs)
+            if threading.current_thread().name.startswith("lambda:"):
+                runtime._rotated_keys.add(key.access_key_id)
+            return key
+
+        self._stack.enter_context(
+            mock.patch.object(IAMBackend, "create_access_key", create_access_key)
+        )
+
+        # moto never checks a request's signature: an access key id with any secret key would
+        # pass. For IAM user keys the runtime checks it, as AWS does.
+        from moto.sts.responses import TokenResponse
+
+        original_response = TokenResponse.get_caller_identity
+
+        def signed_get_caller_identity(response: Any) -> Any:
+            key = find_key(response.get_access_key())
+            if key is not None and not signature_matches(response, key.secret_access_key):
+                raise STSClientError(
+                    "SignatureDoesNotMatch",
+                    "The request signature we calculated does not match the signature you provided.",
+                )
+            return original_response(response)
+
+        self._stack.enter_context(
+            mock.patch.object(TokenResponse, "get_caller_identity", signed_get_caller_identity)
         )
 
     # --- what users of the runtime need ------------------------------------------------------
@@ -506,3 +541,42 @@ def _placeholder_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("README.txt", "handlers run in-process from the source tree\n")
     return buffer.getvalue()
+
+
+def signature_matches(response: Any, secret_access_key: str) -> bool:
+    """Recompute a request's SigV4 signature (as AWS does) with the key's secret."""
+    import re
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    match = re.match(
+        r"AWS4-HMAC-SHA256 Credential=([^/]+)/[0-9]{8}/([^/]+)/([^/]+)/aws4_request,\s*"
+        r"SignedHeaders=([^,]+),\s*Signature=([0-9a-f]+)",
+        headers.get("authorization", ""),
+    )
+    if not match:
+        return False
+    key_id, region, service, signed, signature = match.groups()
+    body = response.body if isinstance(response.body, bytes) else (response.body or "").encode()
+    form = getattr(response, "form_data", None)
+    if not body and form:
+        # werkzeug parsed the form body away; query-protocol bodies re-encode identically
+        from botocore.utils import percent_encode_sequence
+
+        pairs: Any = list(form.items(multi=True))
+        body = percent_encode_sequence(pairs).encode()
+    request = AWSRequest(
+        method=response.method,
+        url=response.uri,
+        data=body,
+        headers={name: headers[name] for name in signed.split(";") if name in headers},
+    )
+    request.context["timestamp"] = headers.get("x-amz-date", "")
+    auth = SigV4Auth(Credentials(key_id, secret_access_key), service, region)
+    expected = auth.signature(
+        auth.string_to_sign(request, auth.canonical_request(request)), request
+    )
+    return bool(expected == signature)

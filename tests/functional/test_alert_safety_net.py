@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rotator.checks import eventually
 from tests.functional.conftest import UNREACHABLE, create_secret
 
 
@@ -126,3 +127,111 @@ def test_a_failed_retirement_sends_its_own_alert(runtime: Any) -> None:
     assert alerts[0].message["step"] == "retirement" and alerts[0].subject.startswith(
         "Credential retirement failed"
     )
+
+
+def test_an_earlier_rotations_alert_does_not_silence_a_later_failure(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rotation_core.backends.iam_keys import IamKeys
+    from rotation_core.exceptions import RotationStateError
+    from tests.functional.conftest import iam_secret
+
+    arn, _value = iam_secret(runtime)
+    real_create = IamKeys.create
+
+    def refuse(self: Any, user: str) -> Any:
+        raise RotationStateError("injected: IAM refuses")
+
+    monkeypatch.setattr(IamKeys, "create", refuse)
+    assert runtime.rotate(arn).failed_step == "createSecret"  # rotation 1 fails and alerts
+    monkeypatch.setattr(IamKeys, "create", real_create)
+    assert runtime.rotate(arn).succeeded  # rotation 2 completes it
+    runtime.client("secretsmanager").tag_resource(
+        SecretId=arn, Tags=[{"Key": "RotationStrategy", "Value": "rainbow"}]
+    )
+    third = runtime.rotate(arn)  # rotation 3: the router refuses the secret, no execution
+    assert third.failed_step == "createSecret"
+    alerts = runtime.alerts()
+    assert [a.message["error"] for a in alerts] == ["RotationStateError", "RotationFailed"]
+
+
+def test_a_router_that_gave_up_waiting_leaves_the_announcement_to_its_execution(
+    runtime: Any,
+) -> None:
+    import threading
+
+    from tests.functional.conftest import iam_secret
+
+    arn, _value = iam_secret(runtime)
+    token = runtime.stage_rotation(arn)
+    gate = threading.Event()
+
+    def hold(spec: Any, _event: Any) -> None:
+        if spec.logical_id == "MultiCredentialCreateSecretFunction":
+            gate.wait(20)
+
+    runtime.host.before_invoke.append(hold)
+    caller = threading.Thread(
+        target=runtime.invoke_router,
+        args=({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": token},),
+    )
+    caller.start()
+    try:
+        assert eventually(lambda: any(e["status"] == "RUNNING" for e in runtime.executions()), 10)
+        safety_net = runtime.spec.functions["AlertSafetyNetFunction"]
+        event = {
+            "source": "aws.secretsmanager",
+            "detail": {"eventName": "RotationFailed", "additionalEventData": {"SecretId": arn}},
+        }
+        assert runtime.host.invoke(safety_net, event).payload == {"Outcome": "still-running"}
+    finally:
+        gate.set()
+        caller.join(30)
+    assert runtime.alerts() == []
+
+
+def test_a_second_alarm_notification_does_not_announce_the_same_retirement_again(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from moto.sns.models import SNSBackend
+
+    from tests.functional.conftest import iam_secret
+
+    arn, value = iam_secret(runtime)
+    assert runtime.rotate(arn).succeeded
+    real_publish = SNSBackend.publish
+    monkeypatch.setattr(
+        SNSBackend, "publish", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("SNS is down"))
+    )
+    iam = runtime.client("iam")  # the retirement fails, and so does its own alert
+    for key in iam.list_access_keys(UserName=value["username"])["AccessKeyMetadata"]:
+        iam.delete_access_key(UserName=value["username"], AccessKeyId=key["AccessKeyId"])
+    iam.delete_user(UserName=value["username"])
+    retirement = runtime.retirement_state_machine_arn
+    sfn = runtime.client("stepfunctions")
+    assert eventually(
+        lambda: sfn.list_executions(stateMachineArn=retirement, statusFilter="FAILED")[
+            "executions"
+        ],
+        30,
+    )
+    monkeypatch.setattr(SNSBackend, "publish", real_publish)
+
+    def alarm(at: datetime) -> dict[str, Any]:
+        message = {
+            "AlarmName": "FailedRetirementExecutionsAlarm",
+            "StateChangeTime": at.isoformat(),
+            "Trigger": {"Period": 300, "EvaluationPeriods": 1},
+        }
+        return {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(message)}}]}
+
+    safety_net = runtime.spec.functions["AlertSafetyNetFunction"]
+    now = datetime.now(UTC)
+    assert runtime.host.invoke(safety_net, alarm(now)).payload["Announced"] == 1
+    assert (
+        runtime.host.invoke(safety_net, alarm(now + timedelta(minutes=15))).payload["Announced"]
+        == 0
+    )
+    assert len(runtime.alerts()) == 1

@@ -192,3 +192,20 @@ def test_multi_credential_on_a_database_is_unsupported_before_anything_changes(
         and "alternating-users" in outcome.error["errorMessage"]
     )
     assert runtime.executions() == []
+
+
+def test_someone_elses_key_id_with_a_made_up_secret_gets_no_new_key(runtime: Any) -> None:
+    _victim_arn, victim = _iam_secret(runtime, "victim")
+    forged = {**victim, "secret_access_key": "x" * 40}  # key ids are not secret; this is
+    arn = runtime.client("secretsmanager").create_secret(
+        Name="iam/forged", SecretString=json.dumps(forged)
+    )["ARN"]
+
+    outcome = runtime.rotate(arn)
+
+    assert (
+        outcome.failed_step == "createSecret"
+        and "NoWorkingCredentialError" in outcome.error["errorMessage"]
+    )
+    assert _keys(runtime, "victim") == {victim["access_key_id"]: "Active"}
+    assert _works(runtime, victim)

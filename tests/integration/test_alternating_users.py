@@ -334,3 +334,128 @@ def test_hostile_usernames_alternate_safely(
         assert runtime.rotate(arn).succeeded
         current = secret_value(runtime, arn)
         assert db_server.can_login(current["username"], current["password"])
+
+
+def test_a_secret_for_someone_elses_clone_cannot_aim_the_master_at_the_original(
+    runtime: Any, db_server: DatabaseServer
+) -> None:
+    """Eve can log in as a role named ``dba_clone``; her secret must not get dba reset."""
+    dba, dba_password = unique_name("dba"), new_password()
+    db_server.create_login(dba, dba_password, superuser=True)
+    eve_password = new_password()
+    db_server.create_login(f"{dba}_clone", eve_password)
+    master_arn = create_master(runtime, db_server)
+    secret = database_secret(db_server, f"{dba}_clone", eve_password, masterarn=master_arn)
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"it/{unique_name()}", SecretString=json.dumps(secret)
+    )["ARN"]
+
+    outcome = runtime.rotate(arn)
+
+    assert (
+        outcome.failed_step == "createSecret"
+        and "RotationStateError" in outcome.error["errorMessage"]
+    )
+    assert db_server.can_login(dba, dba_password)
+    assert secret_value(runtime, arn)["username"] == f"{dba}_clone"
+
+
+def test_objects_the_clone_owned_before_this_scheme_become_usable_by_the_original(
+    runtime: Any, postgres_server: DatabaseServer
+) -> None:
+    """Migrating from AWS's template: both users exist and the clone owns a table."""
+    server = postgres_server
+    original, password = unique_name("mig"), new_password()
+    clone_password = new_password()
+    server.create_login(original, password)
+    server.create_login(f"{original}_clone", clone_password)
+    schema = unique_name("s")
+    _admin(server, f'CREATE SCHEMA "{schema}"', dbname="app")
+    _admin(
+        server,
+        f'GRANT USAGE, CREATE ON SCHEMA "{schema}" TO "{original}", "{original}_clone"',
+        dbname="app",
+    )
+    _sql(
+        server,
+        f"{original}_clone",
+        clone_password,
+        f'CREATE TABLE "{schema}".by_clone (n int)',
+        dbname="app",
+    )
+    master_arn = create_master(runtime, server)
+    sm = runtime.client("secretsmanager")
+    arn = sm.create_secret(
+        Name=f"it/{unique_name()}",
+        SecretString=json.dumps(database_secret(server, original, password, masterarn=master_arn)),
+    )["ARN"]
+    # AWS's template left the clone current: put its version on top, the original's previous
+    sm.put_secret_value(
+        SecretId=arn,
+        SecretString=json.dumps(
+            database_secret(server, f"{original}_clone", clone_password, masterarn=master_arn)
+        ),
+    )
+
+    assert runtime.rotate(arn).succeeded
+    current = secret_value(runtime, arn)
+    assert current["username"] == original
+    assert _sql(
+        server,
+        original,
+        current["password"],
+        f'SELECT count(*) FROM "{schema}".by_clone',
+        dbname="app",
+    ) == [(0,)]
+
+
+def test_mariadb_role_grants_follow_when_the_master_may_grant_them(
+    runtime: Any, mariadb_server: DatabaseServer
+) -> None:
+    server = mariadb_server
+    role = unique_name("role")
+    master_arn = create_master(runtime, server)
+    master = secret_value(runtime, master_arn)["username"]
+    original, password = unique_name("alt"), new_password()
+    server.create_login(original, password)
+    _admin(server, f"CREATE ROLE `{role}`")
+    _admin(server, f"GRANT `{role}` TO %s@'%%' WITH ADMIN OPTION", (master,))
+    _admin(server, f"GRANT SELECT ON `app`.* TO `{role}`")
+    _admin(server, f"GRANT `{role}` TO %s@'%%'", (original,))
+    _admin(server, f"SET DEFAULT ROLE `{role}` FOR %s@'%%'", (original,))
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"it/{unique_name()}",
+        SecretString=json.dumps(database_secret(server, original, password, masterarn=master_arn)),
+    )["ARN"]
+    assert runtime.rotate(arn).succeeded
+    grants = " ".join(
+        r[0] for r in _admin(server, "SHOW GRANTS FOR %s@'%%'", (f"{original}_clone",))
+    )
+    assert role in grants
+
+
+def test_mariadb_role_the_master_cannot_grant_fails_as_a_privilege_error_and_strips_nothing(
+    runtime: Any, mariadb_server: DatabaseServer
+) -> None:
+    server = mariadb_server
+    role = unique_name("role")
+    master_arn = create_master(runtime, server)
+    original, password = unique_name("alt"), new_password()
+    server.create_login(original, password)
+    _admin(server, "GRANT INSERT ON `app`.* TO %s@'%%'", (original,))
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"it/{unique_name()}",
+        SecretString=json.dumps(database_secret(server, original, password, masterarn=master_arn)),
+    )["ARN"]
+    assert runtime.rotate(arn).succeeded  # the clone exists now, with INSERT
+    assert runtime.rotate(arn).succeeded  # the original is current again; the clone is idle
+    _admin(server, f"CREATE ROLE `{role}`")  # owned by root: the master has no ADMIN on it
+    _admin(server, f"GRANT `{role}` TO %s@'%%'", (original,))
+
+    outcome = runtime.rotate(arn)
+
+    assert outcome.failed_step == "setSecret" and "PrivilegeError" in outcome.error["errorMessage"]
+    grants = " ".join(
+        r[0] for r in _admin(server, "SHOW GRANTS FOR %s@'%%'", (f"{original}_clone",))
+    )
+    assert "INSERT" in grants, "a failed re-sync must not strip what the clone had"

@@ -49,12 +49,20 @@ class Target:
     """What a case needs from either path: AWS clients, the router, and its errors."""
 
     def __init__(
-        self, clients: Any, router_arn: str, rotate_error: Any, invoke_router: Any
+        self,
+        clients: Any,
+        router_arn: str,
+        rotate_error: Any,
+        invoke_router: Any,
+        stage: Any = None,
     ) -> None:
         self.client = clients
         self.router_arn = router_arn
         self.rotate_error = rotate_error  # (secret arn) -> error text of its last rotation
         self.invoke_router = invoke_router  # (event) -> error text, or None when it succeeded
+        #: (secret arn) -> a token staged AWSPENDING as Secrets Manager would (in process only:
+        #: no AWS API stages a version without rotating)
+        self.stage = stage
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +84,7 @@ def router_target() -> Iterator[Target]:
                 else None
             )
 
-        yield Target(rt.client, rt.router_function_arn, rotate_error, invoke)
+        yield Target(rt.client, rt.router_function_arn, rotate_error, invoke, rt.stage_rotation)
         assert_nothing_leaked(rt)
 
 
@@ -150,7 +158,9 @@ def test_bad_input_names_the_problem_and_changes_nothing(
         target.client("secretsmanager").rotate_secret(
             SecretId=arn, RotationLambdaARN=target.router_arn, RotateImmediately=False
         )
-        error = target.invoke_router(item.event(arn, UUID_FOR_EVENTS))
+        # in process a real token is staged: a router that skipped validation would write
+        token = target.stage(arn) if target.stage else UUID_FOR_EVENTS
+        error = target.invoke_router(item.event(arn, token))
     else:
         target.client("secretsmanager").rotate_secret(
             SecretId=arn, RotationLambdaARN=target.router_arn
@@ -194,11 +204,12 @@ class _Backend:
         self.server: DatabaseServer | None = None
         self.master_password = "Master-" + secrets.token_urlsafe(12)
         self.iam_key: dict[str, str] = {}
+        self._has_master = False
 
     @classmethod
     def make(cls, kind: str, target: Target, request: pytest.FixtureRequest) -> _Backend:
         backend = cls(kind, target)
-        if kind in ("postgres", "redis"):
+        if kind in ("postgres", "mariadb", "redis"):
             backend.server = request.getfixturevalue(f"{kind}_server")
             backend.server.create_login(backend.name, backend.password)
         elif kind == "iam":
@@ -229,7 +240,7 @@ class _Backend:
             "username": self.name,
             "password": self.password,
         }
-        if self.kind == "postgres":
+        if self.kind in ("postgres", "mariadb"):
             value["dbname"] = "app"
         return value
 
@@ -257,6 +268,7 @@ class _Backend:
         assert self.server is not None
         master_user = self.name + "_m"
         self.server.create_login(master_user, self.master_password, superuser=True)
+        self._has_master = True
         master = {**self._valid(), "username": master_user, "password": self.master_password}
         for key, replacement in (item.master_changes or {}).items():
             if replacement is None:
@@ -284,14 +296,16 @@ class _Backend:
         assert self.server.can_login(self.name, self.password), (
             "the original password stopped working"
         )
-        if self.kind == "postgres":
+        if self.kind in ("postgres", "mariadb"):
+            query = {
+                "postgres": "SELECT count(*) FROM pg_roles WHERE rolname LIKE %s",
+                "mariadb": "SELECT count(*) FROM mysql.user WHERE User LIKE %s",
+            }[self.kind]
             with contextlib.closing(self.server.admin_connection()) as conn, conn.cursor() as cur:
-                cur.execute(
-                    "SELECT count(*) FROM pg_roles WHERE rolname LIKE %s", (self.name + "%",)
-                )
+                cur.execute(query, (self.name + "%",))
                 count = cur.fetchone()[0]
-            expected = 1 + int(self._has_master())
-            assert count == expected, f"{count} roles named {self.name}*, expected {expected}"
+            expected = 1 + int(self._has_master)
+            assert count == expected, f"{count} users named {self.name}*, expected {expected}"
         else:
             admin = self.server.admin_connection()
             try:
@@ -299,9 +313,3 @@ class _Backend:
             finally:
                 admin.close()
         return 2
-
-    def _has_master(self) -> bool:
-        assert self.server is not None
-        with contextlib.closing(self.server.admin_connection()) as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.name + "_m",))
-            return cur.fetchone() is not None

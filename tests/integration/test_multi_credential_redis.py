@@ -95,3 +95,28 @@ def test_hostile_acl_user_names_rotate(
     assert runtime.rotate(arn).succeeded
     new = secret_value(runtime, arn)["password"]
     assert redis_server.can_login(unique, new) and redis_server.can_login(unique, password)
+
+
+def test_a_guessed_password_and_a_master_add_nothing_to_someone_elses_user(
+    runtime: Any, redis_server: DatabaseServer
+) -> None:
+    victim, victim_password = unique_name("victim"), new_password()
+    redis_server.create_login(victim, victim_password)
+    master_arn = create_master(runtime, redis_server)
+    secret = database_secret(redis_server, victim, "wrong-guess", masterarn=master_arn)
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"it/{unique_name()}", SecretString=json.dumps(secret)
+    )["ARN"]
+
+    outcome = runtime.rotate(arn)
+
+    assert (
+        outcome.failed_step == "createSecret"
+        and "NoWorkingCredentialError" in outcome.error["errorMessage"]
+    )
+    admin = redis_server.admin_connection()
+    try:
+        assert len(admin.execute_command("ACL", "GETUSER", victim)["passwords"]) == 1
+    finally:
+        admin.close()
+    assert redis_server.can_login(victim, victim_password)

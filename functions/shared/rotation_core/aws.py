@@ -40,6 +40,7 @@ _THROTTLING_CODES = frozenset(
         "ServiceUnavailable",
         "ServiceUnavailableException",
         "KMSInternalException",
+        "ServiceFailure",
         "DependencyTimeoutException",
     }
 )

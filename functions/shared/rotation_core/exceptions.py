@@ -112,6 +112,14 @@ class AwsRequestError(PermanentError):
         self.code = code
 
 
+class DatabaseError(PermanentError):
+    """The database refused a statement for a reason retrying will not change."""
+
+
+class PasswordPolicyError(PermanentError):
+    """The database's password policy refused the generated password."""
+
+
 class StepFailedError(PermanentError):
     """A step's execution failed; carries the execution ARN and the error class."""
 
@@ -139,5 +147,7 @@ PERMANENT_ERRORS: tuple[type[RotationError], ...] = (
     ProbeFailedError,
     SealingError,
     AwsRequestError,
+    DatabaseError,
+    PasswordPolicyError,
     StepFailedError,
 )

@@ -47,9 +47,13 @@ def _bind(context: Any) -> None:
 @functools.cache
 def _client(service: str, region: str | None) -> Any:
     # Created on first use, not at import: a cold start that fails validation makes no client.
+    # Standard retry mode absorbs throttling and 5xx answers with backoff inside the SDK.
     import boto3
+    from botocore.config import Config
 
-    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+    return boto3.client(
+        service, region_name=region, config=Config(retries={"mode": "standard", "max_attempts": 4})
+    )  # type: ignore[call-overload]
 
 
 def client(service: str) -> Any:

@@ -37,6 +37,7 @@ from rotation_core.exceptions import (
     StepFailedError,
 )
 from rotation_core.models import (
+    STEPS,
     STRATEGIES,
     PasswordPolicy,
     check_strategy,
@@ -94,10 +95,13 @@ def execution_name(step: str, token: str, secret_arn: str, attempt: int) -> str:
     return base if attempt == 1 else f"{base}-{attempt}"
 
 
-def belongs_to_secret(name: str, secret_arn: str) -> bool:
-    """True for an execution this router named for ``secret_arn`` (any step, any attempt)."""
-    tag = "-" + _digest(secret_arn, 8)
-    return name.endswith(tag) or re.search(re.escape(tag) + r"-[0-9]+$", name) is not None
+def belongs_to_rotation(name: str, secret_arn: str, token: str) -> bool:
+    """True for an execution this router named for (secret, token): any step, any attempt."""
+    for step in (*STEPS, "retire"):
+        base = execution_name(step, token, secret_arn, 1)
+        if name == base or re.fullmatch(re.escape(base) + r"-[0-9]+", name):
+            return True
+    return False
 
 
 def _digest(text: str, size: int) -> str:

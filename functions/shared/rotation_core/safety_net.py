@@ -21,7 +21,7 @@ from typing import Any
 
 from rotation_core.aws import aws_errors
 from rotation_core.observability import logger
-from rotation_core.router import belongs_to_secret
+from rotation_core.router import belongs_to_rotation
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class SafetyNet:
             return self._rotation_failed(event, now)
         records = event.get("Records") or []
         if records and records[0].get("EventSource") == "aws:sns":
-            return self._alarm(now)
+            return self._alarm(event, now)
         logger.warning(
             "ignoring an event the safety net does not know", extra={"keys": sorted(event)}
         )
@@ -65,11 +65,22 @@ class SafetyNet:
         with aws_errors("DescribeSecret"):
             meta = self._secrets.describe_secret(SecretId=secret_id)
         arn, name = meta["ARN"], meta["Name"]
-        failed = [
+        # The failed rotation left AWSPENDING on its token; only that rotation's executions
+        # count (an alert about an earlier rotation of the same secret does not cover this one).
+        stages = meta.get("VersionIdsToStages", {})
+        token = next(
+            (v for v, s in stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s), None
+        )
+        mine = [
             e
-            for e in self._failed_executions(self._config.rotation_state_machine_arn, now)
-            if belongs_to_secret(e["name"], arn)
+            for e in self._executions(self._config.rotation_state_machine_arn, now)
+            if token is not None and belongs_to_rotation(e["name"], arn, token)
         ]
+        if any(e["status"] == "RUNNING" for e in mine):
+            # the router gave up waiting (its timeout); the execution will announce itself
+            logger.info("its execution is still running", extra={"secret_name": name})
+            return {"Outcome": "still-running"}
+        failed = [e for e in mine if e["status"] == "FAILED"]
         if any(self._announced(e["executionArn"]) for e in failed):
             logger.info("already announced by its execution", extra={"secret_name": name})
             return {"Outcome": "already-announced"}
@@ -98,8 +109,20 @@ class SafetyNet:
 
     # --- CloudWatch alarm on failed executions ----------------------------------------------------
 
-    def _alarm(self, now: datetime) -> dict[str, Any]:
-        failed = self._failed_executions(self._config.retirement_state_machine_arn, now)
+    def _alarm(self, event: dict[str, Any], now: datetime) -> dict[str, Any]:
+        # Only the failures inside the alarm's own evaluation window: a later notification
+        # must not announce again what an earlier one did.
+        alarm = _alarm_message(event)
+        changed = _parse_time(alarm.get("StateChangeTime")) or now
+        trigger = alarm.get("Trigger") or {}
+        window = timedelta(
+            seconds=int(trigger.get("Period", 300)) * int(trigger.get("EvaluationPeriods", 1)) + 60
+        )
+        failed = [
+            e
+            for e in self._executions(self._config.retirement_state_machine_arn, changed)
+            if e["status"] == "FAILED" and changed - window <= _stopped(e) <= changed
+        ]
         silent = [e for e in failed if not self._announced(e["executionArn"])]
         for execution in silent:
             self._publish(
@@ -117,17 +140,15 @@ class SafetyNet:
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def _failed_executions(self, machine: str, now: datetime) -> list[dict[str, Any]]:
+    def _executions(self, machine: str, now: datetime) -> list[dict[str, Any]]:
+        """Executions running now or stopped in the look-back window."""
         since = now - self._config.lookback
         found: list[dict[str, Any]] = []
         with aws_errors("ListExecutions"):
-            pages = self._sfn.get_paginator("list_executions").paginate(
-                stateMachineArn=machine, statusFilter="FAILED"
-            )
+            pages = self._sfn.get_paginator("list_executions").paginate(stateMachineArn=machine)
             for page in pages:
                 for execution in page["executions"]:
-                    stopped = execution.get("stopDate") or execution.get("startDate")
-                    if stopped is None or _aware(stopped) >= since:
+                    if execution["status"] == "RUNNING" or _stopped(execution) >= since:
                         found.append(execution)
         return found
 
@@ -162,6 +183,30 @@ class SafetyNet:
             f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
             f"#logsV2:log-groups/log-group/{group}"
         )
+
+
+def _stopped(execution: dict[str, Any]) -> datetime:
+    moment = execution.get("stopDate") or execution.get("startDate")
+    return _aware(moment) if moment is not None else datetime.now(UTC)
+
+
+def _alarm_message(event: dict[str, Any]) -> dict[str, Any]:
+    try:
+        message = json.loads(event["Records"][0]["Sns"]["Message"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return {}
+    return message if isinstance(message, dict) else {}
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return _aware(
+            datetime.fromisoformat(text.replace("Z", "+00:00").replace("+0000", "+00:00"))
+        )
+    except ValueError:
+        return None
 
 
 def _aware(moment: Any) -> datetime:

@@ -10,8 +10,10 @@ from typing import Any
 from rotation_core.engines.base import DatabaseEngine
 from rotation_core.exceptions import (
     AuthenticationFailedError,
+    DatabaseError,
     DatabaseUnavailableError,
     InvalidSecretError,
+    PasswordPolicyError,
     PrivilegeError,
     ProbeFailedError,
     RotationError,
@@ -23,7 +25,13 @@ from rotation_core.models import DatabaseCredentials
 _AUTH_CODES = frozenset({1045, 1698})  # access denied (password / plugin)
 _BUSY_CODES = frozenset({1040, 1203})  # too many connections, max_user_connections
 _PRIVILEGE_CODES = frozenset({1044, 1142, 1143, 1227, 1370, 1410, 1133})
+_POLICY_CODES = frozenset(
+    {1819}
+)  # ER_NOT_VALID_PASSWORD (validate_password, simple_password_check)
+# server errors worth retrying: lock waits, deadlocks, shutdown in progress, read-only failover
+_TRANSIENT_SERVER_CODES = frozenset({1205, 1213, 1053, 1290, 1836})
 _UNKNOWN_DB = 1049
+_DB_ACCESS_DENIED = 1044
 _BLOCKED_HOST = 1129
 _GRANT_OPTIONS = re.compile(r"\bWITH\b.*$")
 
@@ -67,8 +75,11 @@ def native_password_hash(password: str) -> str:
     return "*" + hashlib.sha1(inner).hexdigest().upper()  # noqa: S324
 
 
-def _wrong_hash_format(exc: Exception) -> bool:
-    return bool(exc.args) and exc.args[0] in (1372, 1827)  # ER_PASSWD_LENGTH, ER_PASSWORD_FORMAT
+def _needs_plain_password(exc: Exception) -> bool:
+    # ER_PASSWD_LENGTH / ER_PASSWORD_FORMAT: another plugin's hash format; ER_OPTION_PREVENTS_
+    # STATEMENT (SET PASSWORD) and ER_CANNOT_USER (CREATE/ALTER USER): strict password
+    # validation refuses hashes it cannot check. A plain retry then says what really failed.
+    return bool(exc.args) and exc.args[0] in (1372, 1827, 1290, 1396)
 
 
 def _text(value: Any) -> str:
@@ -103,35 +114,55 @@ class MySQLEngine(DatabaseEngine):
         who = self.describe(creds)
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if code in _AUTH_CODES:
-            return AuthenticationFailedError(f"{action}: login refused for {who}")
+            if action == "log in":
+                return AuthenticationFailedError(f"{action}: login refused for {who}")
+            # after login, "access denied" is about a privilege (e.g. a role without ADMIN)
+            return PrivilegeError(f"{action}: {who} lacks the privilege (error {code})")
+        if code in _POLICY_CODES:
+            return PasswordPolicyError(
+                f"{action}: the database's password policy refused the generated password "
+                f"(error {code}); adjust the tags RotationPasswordLength/RotationExcludeCharacters"
+            )
         if code in _BUSY_CODES:
             return TooManyConnectionsError(
                 f"{action}: {creds.host}:{creds.port} has no free connections"
             )
         if code == _UNKNOWN_DB:
             return InvalidSecretError("secret field 'dbname' names a database that does not exist")
+        if code == _DB_ACCESS_DENIED and action == "log in":
+            # MariaDB answers the same whether the database is missing or just not granted
+            return PrivilegeError(
+                f"secret field 'dbname': {who} may not use that database, or it does not exist "
+                f"(error {code})"
+            )
         if code == _BLOCKED_HOST:
             return PrivilegeError(f"{action}: {creds.host} blocks this client (run FLUSH HOSTS)")
         if code in _PRIVILEGE_CODES:
             return PrivilegeError(f"{action}: {who} lacks the privilege (error {code})")
         if code is not None and code < 2000 and action == "read probe":
             return ProbeFailedError(f"{action} failed for {who} (error {code})")
+        if code is not None and code < 2000 and code not in _TRANSIENT_SERVER_CODES:
+            # a server error about the statement: retrying will not change the answer
+            return DatabaseError(f"{action}: {who} refused by the database (error {code})")
         detail = f"error {code}" if code is not None else type(exc).__name__
         return DatabaseUnavailableError(
             f"{action}: {creds.host}:{creds.port} unavailable ({detail})"
         )
 
     def _identified(
-        self, conn: Any, verb: str, user: str, host: str, password: str
-    ) -> tuple[str, tuple[str, ...]]:
-        """``CREATE/ALTER USER ... IDENTIFIED BY``: MariaDB gets the hash, not the password."""
+        self, conn: Any, cur: Any, verb: str, user: str, host: str, password: str
+    ) -> None:
+        """``CREATE/ALTER USER ... IDENTIFIED BY``: MariaDB gets the hash, not the password,
+        unless a password-validation plugin or another auth plugin needs the plain one."""
         if self.is_mariadb(conn):
-            return f"{verb} %s@%s IDENTIFIED BY PASSWORD %s", (
-                user,
-                host,
-                native_password_hash(password),
-            )
-        return f"{verb} %s@%s IDENTIFIED BY %s", (user, host, password)
+            try:
+                hashed = native_password_hash(password)
+                cur.execute(f"{verb} %s@%s IDENTIFIED BY PASSWORD %s", (user, host, hashed))
+                return
+            except Exception as exc:
+                if not _needs_plain_password(exc):
+                    raise
+        cur.execute(f"{verb} %s@%s IDENTIFIED BY %s", (user, host, password))
 
     @staticmethod
     def is_mariadb(conn: Any) -> bool:
@@ -151,9 +182,10 @@ class MySQLEngine(DatabaseEngine):
             try:
                 cur.execute("SET PASSWORD = %s", (native_password_hash(new_password),))
             except Exception as exc:
-                if not _wrong_hash_format(exc):
+                if not _needs_plain_password(exc):
                     raise
-                # the account uses another plugin (ed25519...): let the server hash it
+                # another auth plugin (ed25519...), or a password-validation plugin that must
+                # see the password: let the server hash it
                 cur.execute("SET PASSWORD = PASSWORD(%s)", (new_password,))
 
     def _set_user_password(self, conn: Any, account: Account | str, password: str) -> None:
@@ -169,7 +201,7 @@ class MySQLEngine(DatabaseEngine):
                         f"user {username!r} has {len(hosts)} accounts; cannot tell which to reset"
                     )
                 host = hosts[0]
-            cur.execute(*self._identified(conn, "ALTER USER", username, host, password))
+            self._identified(conn, cur, "ALTER USER", username, host, password)
 
     def _probe(self, conn: Any, creds: DatabaseCredentials) -> None:
         user, _host = self._account(conn)
@@ -213,27 +245,49 @@ class MySQLEngine(DatabaseEngine):
             if cur.fetchone() is None:
                 if password is None:
                     raise RotationStateError(f"the clone {clone!r} does not exist yet")
-                cur.execute(*self._identified(conn, "CREATE USER", clone, host, password))
+                self._identified(conn, cur, "CREATE USER", clone, host, password)
             elif password is not None:
-                cur.execute(*self._identified(conn, "ALTER USER", clone, host, password))
+                self._identified(conn, cur, "ALTER USER", clone, host, password)
             require, params = _require_clause(*tls)
             cur.execute("ALTER USER %s@%s " + require, (clone, host, *params))
-            self._revoke_everything(cur, clone, host)
-            cur.execute("SHOW GRANTS FOR %s@%s", (user, host))
-            for (line,) in cur.fetchall():
-                cur.execute(retarget_grant(_text(line), user, host), (clone, host))
+            self._sync_grants(cur, (user, host), (clone, host))
 
     @staticmethod
-    def _revoke_everything(cur: Any, clone: str, host: str) -> None:
-        cur.execute("REVOKE ALL PRIVILEGES, GRANT OPTION FROM %s@%s", (clone, host))
-        cur.execute("SHOW GRANTS FOR %s@%s", (clone, host))
-        for (line,) in cur.fetchall():
-            text = _text(line)
-            # role grants look like: GRANT `role` TO `user`@`host`
-            if text.startswith("GRANT ") and " ON " not in text:
-                revoke = retarget_grant(text, clone, host).replace("GRANT ", "REVOKE ", 1)
-                revoke = revoke.replace(" TO %s@%s", " FROM %s@%s")
-                cur.execute(_GRANT_OPTIONS.sub("", revoke).rstrip(), (clone, host))
+    def _sync_grants(cur: Any, original: Account, clone: Account) -> None:
+        """Give the clone exactly the original's grants, never fewer in between.
+
+        Grants are added first (GRANT is additive), then what the original no longer has is
+        revoked, then the original's grants are applied again (a revoked statement may have
+        covered a privilege the original still holds). A failure part-way leaves the clone
+        with at least what it had, never stripped.
+        """
+
+        def grants(account: Account) -> list[str]:
+            cur.execute("SHOW GRANTS FOR %s@%s", account)
+            return [retarget_grant(_text(line), *account) for (line,) in cur.fetchall()]
+
+        wanted = grants(original)
+        for statement in wanted:
+            cur.execute(statement, clone)
+        stale = [s for s in grants(clone) if s not in wanted]
+        for statement in stale:
+            for revoke in _revocations(statement):
+                cur.execute(revoke, clone)
+        if stale:
+            for statement in wanted:
+                cur.execute(statement, clone)
+
+
+def _revocations(grant: str) -> list[str]:
+    """The REVOKE statements undoing one (retargeted) GRANT line; none for USAGE and defaults."""
+    if not grant.startswith("GRANT ") or grant.startswith("GRANT USAGE ON "):
+        return []  # SET DEFAULT ROLE ... and the USAGE line are not privileges to take back
+    head, _sep, tail = grant.partition(" TO %s@%s")
+    body = head[len("GRANT ") :]
+    statements = [f"REVOKE {body} FROM %s@%s"]
+    if "GRANT OPTION" in tail and " ON " in body:
+        statements.append(f"REVOKE GRANT OPTION ON {body.split(' ON ', 1)[1]} FROM %s@%s")
+    return statements
 
 
 def _require_clause(ssl_type: Any, cipher: Any, issuer: Any, subject: Any) -> tuple[str, list[str]]:

@@ -11,8 +11,10 @@ from typing import Any
 from rotation_core.engines.base import DatabaseEngine
 from rotation_core.exceptions import (
     AuthenticationFailedError,
+    DatabaseError,
     DatabaseUnavailableError,
     InvalidSecretError,
+    PasswordPolicyError,
     PrivilegeError,
     ProbeFailedError,
     RotationError,
@@ -27,6 +29,8 @@ SCRAM_ITERATIONS = 4096
 # Substrings of libpq's connection-failure messages (connect errors carry no SQLSTATE).
 _AUTH_MARKERS = ("password authentication failed", "no pg_hba.conf entry", "does not exist")
 _BUSY_MARKERS = ("too many connections", "remaining connection slots")
+# connection exceptions, resources, operator intervention, rollbacks, lock not available
+_TRANSIENT_CLASSES = ("08", "53", "57", "40", "55P03", "58")
 
 
 def scram_verifier(password: str, salt: bytes | None = None) -> str | None:
@@ -90,10 +94,18 @@ class PostgresEngine(DatabaseEngine):
             )
         if code == "3D000":
             return InvalidSecretError("secret field 'dbname' names a database that does not exist")
-        if code is not None and code.startswith("42"):
+        if code in ("42501", "0LP01", "0P000"):
             return PrivilegeError(f"{action}: {who} lacks the privilege (SQLSTATE {code})")
+        if code == "22023" and "password" in action:
+            return PasswordPolicyError(
+                f"{action}: the database's password policy refused the generated password "
+                f"(SQLSTATE {code}); adjust the tags RotationPasswordLength/RotationExcludeCharacters"
+            )
         if code is not None and action == "read probe":
             return ProbeFailedError(f"{action} failed for {who} (SQLSTATE {code})")
+        if code is not None and not code.startswith(_TRANSIENT_CLASSES):
+            # an answer about the statement itself: retrying will not change it
+            return DatabaseError(f"{action}: {who} refused by the database (SQLSTATE {code})")
         detail = f"SQLSTATE {code}" if code else type(exc).__name__
         return DatabaseUnavailableError(
             f"{action}: {creds.host}:{creds.port} unavailable ({detail})"
@@ -178,6 +190,19 @@ class PostgresEngine(DatabaseEngine):
             )
             if cur.fetchone() is None:
                 cur.execute(sql.SQL("GRANT {} TO {}").format(ident(original), ident(clone)))
+            # Objects the clone came to own some other way (created before this scheme, e.g.
+            # by AWS's own alternating template, or after a RESET ROLE) go to the original,
+            # so whichever user is current can use them. Only in this (the app's) database.
+            cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid"
+                " WHERE r.rolname = %s AND d.deptype = 'o' AND d.dbid ="
+                " (SELECT oid FROM pg_database WHERE datname = current_database()))",
+                (clone,),
+            )
+            if cur.fetchone()[0]:
+                cur.execute(
+                    sql.SQL("REASSIGN OWNED BY {} TO {}").format(ident(clone), ident(original))
+                )
             cur.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(ident(clone)))
             cur.execute(sql.SQL("ALTER ROLE {} SET role TO %s").format(ident(clone)), (original,))
             self._copy_settings(cur, original, clone)

@@ -7,9 +7,11 @@ The master secret (``masterarn``) is read only here, in setSecret, and never lea
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from typing import Any
 
-from rotation_core.aws import CURRENT
+from rotation_core.aws import CURRENT, PREVIOUS
 from rotation_core.exceptions import (
     InvalidSecretError,
     NoWorkingCredentialError,
@@ -22,6 +24,7 @@ from rotation_core.strategies.common import (
     load_credentials,
     load_current_and_pending,
     load_master,
+    load_secret,
 )
 
 CLONE_SUFFIX = "_clone"
@@ -53,6 +56,8 @@ def create_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
         raise NoWorkingCredentialError(f"AWSCURRENT does not log in as {engine.describe(current)}")
     if not engine.can_login(master):
         raise NoWorkingCredentialError("the master secret ('masterarn') does not log in")
+    if original_of(pending_user) == pending_user:
+        _prove_original(ctx, step, engine, pending_user)
     password = ctx.secrets.random_password(step.policy)
     pending = {**current.raw, "username": pending_user, "password": password}
     DatabaseCredentials.from_secret(pending, what="pending secret")
@@ -74,10 +79,17 @@ def set_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     original_account = _original_account(engine, current)
     master = load_master(ctx, current, required=True)
     assert master is not None
+    # the master works in the application's database (where its objects live)
+    master = dataclasses.replace(master, dbname=current.dbname or master.dbname)
     password = None if engine.can_login(pending) else pending.password
     if original_of(pending.username) == pending.username:
         # The idle user is the original itself: it is the model the clone copies, so only
-        # its password changes.
+        # its password changes, and only once this secret proves it held the original.
+        if password is not None:
+            _prove_original(ctx, step, engine, pending.username)
+        # The clone (AWSCURRENT now, AWSPREVIOUS next) is brought in line first: membership,
+        # objects it came to own, grants; its password is left alone.
+        engine.sync_clone(master, original_account, current.username, None)
         if password is not None:
             engine.set_password_as(master, original_account, password)
         outcome = "original-updated"
@@ -97,6 +109,25 @@ def test_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     _check_pair(current, pending)
     ctx.engines(pending.engine).probe(pending, write=step.write_probe)
     return {"Outcome": "pending-works"}
+
+
+def _prove_original(ctx: WorkerContext, step: StepInput, engine: Any, original: str) -> None:
+    """Before the master resets the original user's password, this secret must prove it held
+    that user: an older version of it logs in as the original. Otherwise anyone able to log
+    in as a role named ``<victim>_clone`` could aim the master at ``<victim>``."""
+    candidates = [load_credentials(ctx.secrets, step, PREVIOUS, required=False)]
+    for version_id in ctx.secrets.unlabeled_versions(step.secret_arn):
+        data = load_secret(ctx.secrets, step, None, version_id=version_id)
+        if data is not None:
+            with contextlib.suppress(InvalidSecretError):
+                candidates.append(DatabaseCredentials.from_secret(data))
+    for creds in candidates:
+        if creds is not None and creds.username == original and engine.can_login(creds):
+            return
+    raise RotationStateError(
+        f"no earlier version of this secret logs in as {original!r}: the master will not "
+        "reset a user this secret never held"
+    )
 
 
 def _require_master_arn(creds: DatabaseCredentials) -> str:

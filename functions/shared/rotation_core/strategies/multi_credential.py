@@ -36,9 +36,16 @@ def create_secret(ctx: WorkerContext, step: StepInput) -> dict[str, Any]:
     else:
         creds = _redis(current)
         admin = _redis_admin(ctx, creds)  # a malformed master fails here, before anything
-        if not ctx.redis.can_login(admin):
-            who = "the master secret ('masterarn')" if admin is not creds else "AWSCURRENT"
-            raise NoWorkingCredentialError(f"{who} does not log in to {creds.host}:{creds.port}")
+        # Only the holder of a working password may have another one added: a secret naming
+        # someone else's ACL user with a guessed password must not get a master to mint one.
+        if not ctx.redis.can_login(creds):
+            raise NoWorkingCredentialError(
+                f"AWSCURRENT does not log in as {creds.username!r} on {creds.host}:{creds.port}"
+            )
+        if admin is not creds and not ctx.redis.can_login(admin):
+            raise NoWorkingCredentialError(
+                f"the master secret ('masterarn') does not log in to {creds.host}:{creds.port}"
+            )
         pending = {**current, "password": ctx.secrets.random_password(step.policy)}
     return ctx.seal(pending, step)
 
@@ -119,6 +126,15 @@ def _create_access_key(ctx: WorkerContext, current: dict[str, Any]) -> dict[str,
         raise RotationStateError(
             f"AWSCURRENT's access key {current['access_key_id']} is not a key of IAM user {user!r}"
         )
+    # Only the holder of a working key may have a new one made: a key id is not a secret, so
+    # a secret naming another user's key id with a made-up secret key must get nothing.
+    try:
+        _expect_identity(ctx, current)
+    except CredentialNotYetValidError:
+        raise NoWorkingCredentialError(
+            f"STS refuses AWSCURRENT's access key {current['access_key_id']}; "
+            "only a secret holding a working key can be rotated"
+        ) from None
     for key in existing:
         if len(existing) >= 2 and key.key_id != current["access_key_id"]:
             # a stale key: AWSPREVIOUS past its use, or one an interrupted attempt created
