@@ -46,7 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-APP_DATABASE = "app"
+APP_DATABASE = "app"  # spelled out in the MariaDB statements below
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 PORT_ATTEMPTS = 4
@@ -413,7 +413,7 @@ class DatabaseServer:
         elif self.engine == "mariadb":
             with contextlib.closing(self.admin_connection()) as conn, conn.cursor() as cur:
                 cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (username, host, password))
-                cur.execute(f"GRANT SELECT ON `{APP_DATABASE}`.* TO %s@%s", (username, host))
+                cur.execute("GRANT SELECT ON `app`.* TO %s@%s", (username, host))
                 if superuser:
                     cur.execute(
                         "GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION", (username, host)
@@ -921,7 +921,7 @@ def _secure_mariadb(server: DatabaseServer) -> None:
         cur.execute("CREATE USER IF NOT EXISTS 'root'@%s IDENTIFIED BY %s", (HOST, password))
         cur.execute("ALTER USER 'root'@%s IDENTIFIED BY %s", (HOST, password))
         cur.execute("GRANT ALL PRIVILEGES ON *.* TO 'root'@%s WITH GRANT OPTION", (HOST,))
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{APP_DATABASE}`")
+        cur.execute("CREATE DATABASE IF NOT EXISTS `app`")
         cur.execute("DROP DATABASE IF EXISTS test")
         # Last: after this the socket login needs the password too.
         cur.execute("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (password,))

@@ -42,6 +42,23 @@ DATABASES: dict[str, tuple[str, Callable[[], bool], Callable[[], DatabaseServer]
 }
 
 
+# The demo's table, written out per engine (PostgreSQL keeps it in a schema, MariaDB in `app`).
+_ORDERS = {
+    "postgres": {
+        "name": "demo.orders",
+        "create": "CREATE TABLE demo.orders (id INT)",
+        "insert": "INSERT INTO demo.orders VALUES (1)",
+        "count": "SELECT count(*) FROM demo.orders",
+    },
+    "mariadb": {
+        "name": "app.orders",
+        "create": "CREATE TABLE app.orders (id INT)",
+        "insert": "INSERT INTO app.orders VALUES (1)",
+        "count": "SELECT count(*) FROM app.orders",
+    },
+}
+
+
 def _password(prefix: str = "Demo") -> str:
     return f"{prefix}-{secrets.token_urlsafe(18)}"
 
@@ -231,7 +248,7 @@ class Demo:
             )
             if table:
                 self.check(
-                    self._use_table(server, current, table),
+                    self._use_table(server, current),
                     f"{expected!r} reads and writes {table}, created by {original!r}",
                 )
 
@@ -246,16 +263,15 @@ class Demo:
                 cur.execute('CREATE SCHEMA demo AUTHORIZATION "app_owner"')
             else:
                 cur.execute("GRANT ALL ON `app`.* TO 'app_owner'@'%'")
-        table = "demo.orders" if server.engine == "postgres" else "app.orders"
         with (
             contextlib.closing(server.connect(user, password, "app")) as conn,
             conn.cursor() as cur,
         ):
-            cur.execute(f"CREATE TABLE {table} (id INT)")
-        return table
+            cur.execute(_ORDERS[server.engine]["create"])
+        return _ORDERS[server.engine]["name"]
 
     @staticmethod
-    def _use_table(server: DatabaseServer, creds: dict[str, Any], table: str) -> bool:
+    def _use_table(server: DatabaseServer, creds: dict[str, Any]) -> bool:
         try:
             with (
                 contextlib.closing(
@@ -263,8 +279,8 @@ class Demo:
                 ) as conn,
                 conn.cursor() as cur,
             ):
-                cur.execute(f"INSERT INTO {table} VALUES (1)")
-                cur.execute(f"SELECT count(*) FROM {table}")
+                cur.execute(_ORDERS[server.engine]["insert"])
+                cur.execute(_ORDERS[server.engine]["count"])
                 return bool(cur.fetchone()[0] >= 1)
         except Exception:
             return False

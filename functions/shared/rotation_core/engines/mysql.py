@@ -32,6 +32,17 @@ _POLICY_CODES = frozenset(
 _TRANSIENT_SERVER_CODES = frozenset({1205, 1213, 1053, 1290, 1836})
 _UNKNOWN_DB = 1049
 _DB_ACCESS_DENIED = 1044
+# (hashed, plain) statements by create=True/False; the account and the secret are bound values
+_IDENTIFIED = {
+    True: (
+        "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s",
+        "CREATE USER %s@%s IDENTIFIED BY %s",
+    ),
+    False: (
+        "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s",
+        "ALTER USER %s@%s IDENTIFIED BY %s",
+    ),
+}
 _BLOCKED_HOST = 1129
 _GRANT_OPTIONS = re.compile(r"\bWITH\b.*$")
 
@@ -150,19 +161,19 @@ class MySQLEngine(DatabaseEngine):
         )
 
     def _identified(
-        self, conn: Any, cur: Any, verb: str, user: str, host: str, password: str
+        self, conn: Any, cur: Any, create: bool, user: str, host: str, password: str
     ) -> None:
         """``CREATE/ALTER USER ... IDENTIFIED BY``: MariaDB gets the hash, not the password,
         unless a password-validation plugin or another auth plugin needs the plain one."""
+        hashed_statement, plain_statement = _IDENTIFIED[create]
         if self.is_mariadb(conn):
             try:
-                hashed = native_password_hash(password)
-                cur.execute(f"{verb} %s@%s IDENTIFIED BY PASSWORD %s", (user, host, hashed))
+                cur.execute(hashed_statement, (user, host, native_password_hash(password)))
                 return
             except Exception as exc:
                 if not _needs_plain_password(exc):
                     raise
-        cur.execute(f"{verb} %s@%s IDENTIFIED BY %s", (user, host, password))
+        cur.execute(plain_statement, (user, host, password))
 
     @staticmethod
     def is_mariadb(conn: Any) -> bool:
@@ -201,7 +212,7 @@ class MySQLEngine(DatabaseEngine):
                         f"user {username!r} has {len(hosts)} accounts; cannot tell which to reset"
                     )
                 host = hosts[0]
-            self._identified(conn, cur, "ALTER USER", username, host, password)
+            self._identified(conn, cur, False, username, host, password)
 
     def _probe(self, conn: Any, creds: DatabaseCredentials) -> None:
         user, _host = self._account(conn)
@@ -245,9 +256,9 @@ class MySQLEngine(DatabaseEngine):
             if cur.fetchone() is None:
                 if password is None:
                     raise RotationStateError(f"the clone {clone!r} does not exist yet")
-                self._identified(conn, cur, "CREATE USER", clone, host, password)
+                self._identified(conn, cur, True, clone, host, password)
             elif password is not None:
-                self._identified(conn, cur, "ALTER USER", clone, host, password)
+                self._identified(conn, cur, False, clone, host, password)
             require, params = _require_clause(*tls)
             cur.execute("ALTER USER %s@%s " + require, (clone, host, *params))
             self._sync_grants(cur, (user, host), (clone, host))
