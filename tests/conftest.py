@@ -27,33 +27,9 @@ def assert_no_value_in(text: str, values: dict[str, str]) -> None:
     assert not leaked, f"secret values found in text: {leaked}"
 
 
-SECRET_FIELDS = ("password", "secret_access_key")
-
-
-def every_secret_value(rt: Any) -> dict[str, str]:
-    """Every password and secret key of every version of every secret in the runtime."""
-    sm = rt.client("secretsmanager")
-    found: dict[str, str] = {}
-    for page in sm.get_paginator("list_secrets").paginate(IncludePlannedDeletion=True):
-        for secret in page["SecretList"]:
-            for version in secret.get("SecretVersionsToStages", {}):
-                try:
-                    data = json.loads(
-                        sm.get_secret_value(SecretId=secret["ARN"], VersionId=version)[
-                            "SecretString"
-                        ]
-                    )
-                except Exception:  # noqa: S112 - a staged placeholder version has no value
-                    continue
-                for field in SECRET_FIELDS:
-                    if isinstance(data, dict) and isinstance(data.get(field), str):
-                        found[f"{secret['Name']}@{version}.{field}"] = data[field]
-    return found
-
-
 def assert_nothing_leaked(rt: Any) -> None:
     """No secret value in any execution history, function log line, alert or error payload."""
-    values = every_secret_value(rt)
+    values = rt.secret_values()
     rt.alerts()
     assert_no_value_in(rt.all_histories_text(), values)
     assert_no_value_in(rt.log_text(), values)
@@ -62,12 +38,49 @@ def assert_nothing_leaked(rt: Any) -> None:
     assert_no_value_in(errors, values)
 
 
-@pytest.fixture
-def runtime() -> Iterator[Any]:
-    """The template's stack on moto, fresh for each test; ends with a scan for leaked values."""
+def pytest_configure(config: pytest.Config) -> None:
+    # Deploy each stack (per template parameters) once per session (per xdist worker), then
+    # hand it to test after test, cleaned of what the previous test created.
+    from rotator.aws_local.cloud import LocalCloud
+
+    LocalCloud.keep()
+
+
+def ca_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """``LocalRuntime`` arguments that make the functions trust the session's test CA, where
+    the tier has one (the integration tier's ``test_ca_stack_settings``); else none."""
+    try:
+        settings: dict[str, Any] = request.getfixturevalue("test_ca_stack_settings")
+    except pytest.FixtureLookupError:
+        return {}
+    return settings
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _runtimes_trust_the_test_ca(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every LocalRuntime a module of a tier with a test CA starts (the fault matrix's, the
+    bad-input corpus's...) trusts that CA."""
+    settings = ca_settings(request)
+    if not settings:
+        yield
+        return
     from rotator.local import LocalRuntime
 
-    with LocalRuntime() as rt:
+    LocalRuntime.defaults = settings
+    try:
+        yield
+    finally:
+        LocalRuntime.defaults = {}
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The template's stack on moto (deployed once per session, isolated per test: its own
+    secrets, IAM users, executions, alerts, invocations and log lines), trusting the test CA
+    where there is one; ends with a scan for leaked values."""
+    from rotator.local import LocalRuntime
+
+    with LocalRuntime(**ca_settings(request)) as rt:
         yield rt
         assert_nothing_leaked(rt)
 
@@ -86,6 +99,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    from rotator.aws_local.cloud import LocalCloud
+
+    LocalCloud.let_go()
     if hasattr(config, "workerinput"):  # an xdist worker: the controller prints
         return
     lines = fault_matrix_lines(_REPORTS["fault_scenario"]) + corpus_lines(_REPORTS["bad_input"])

@@ -1,15 +1,23 @@
 """``rotator``: the local demo and the local AWS endpoint.
 
 rotator demo                       a real rotation against embedded databases
-rotator local serve [--port P] [--json]
-                                   the template's stack on a loopback endpoint
+rotator migrate SECRET [--dry-run]  what switching from AWS's rotation functions will do
+rotator graph [--machine M] [--format mermaid|dot|svg|png]
+                                   the state machines drawn from their ASL
+rotator local serve [--port P] [--json] [--parameter NAME=VALUE]
+                                   the template's stack on a loopback endpoint; prints one
+                                   ready line with the endpoint and the key pair to sign with
+Exit status: 0 on success, 1 when the command fails (one line on stderr; ROTATOR_DEBUG=1
+for the traceback), 2 for usage errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
+import os
 import signal
 import sys
 import threading
@@ -19,6 +27,7 @@ from typing import Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rotator", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
@@ -27,15 +36,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--engine",
         action="append",
-        choices=["postgres", "mariadb"],
-        help="engine(s) to demo (default: every engine whose server binary is installed)",
+        choices=["postgres", "mariadb", "iam", "redis"],
+        help="section(s) to run (repeatable; default: all, skipping servers not installed)",
     )
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="check (and switch) a secret rotated by AWS's own rotation functions",
+        description="Reports what the first rotation through this stack's router will do: "
+        "proceed, adopt or clear an unfinished rotation, or refuse (and why). With --dry-run "
+        "nothing changes; without it, a secret with no blocking finding is switched to the "
+        "router (rotate-secret --no-rotate-immediately). Exit status: 0 ready, 3 blocked, "
+        "1 error, 2 usage.",
+    )
+    migrate.add_argument("secret", help="secret name or ARN")
+    migrate.add_argument("--dry-run", action="store_true", help="report only; change nothing")
+    migrate.add_argument("--stack-name", default="rotator", help="the stack (default rotator)")
+    migrate.add_argument("--router-arn", help="the router's ARN (default: the stack's output)")
+    _aws_options(migrate)
+
+    graph = commands.add_parser(
+        "graph",
+        help="draw the state machines from their ASL",
+        description="Renders statemachine/<machine>.asl.json: every state, every transition "
+        "(Next, Default, Choice rules, Catch as dashed edges). svg/png need Graphviz's dot.",
+    )
+    graph.add_argument("--machine", choices=["rotation", "retirement"], default="rotation")
+    graph.add_argument("--format", choices=["mermaid", "dot", "svg", "png"], default="mermaid")
+    graph.add_argument("--output", help="file to write (default: standard output)")
 
     local = commands.add_parser("local", help="the local runtime")
     local_commands = local.add_subparsers(dest="local_command", required=True)
     serve = local_commands.add_parser("serve", help="serve the stack on a loopback AWS endpoint")
     serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
+    )
     serve.add_argument("--json", action="store_true", help="print the ready line as JSON only")
     serve.add_argument(
         "--parameter",
@@ -50,7 +86,93 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rotator.demo import run_demo
 
         return run_demo(args.engine)
+    if args.command == "migrate":
+        return _guarded(args, _migrate)
+    if args.command == "graph":
+        return _guarded(args, _graph)
+    from rotator.serve_guard import is_loopback
+
+    if not is_loopback(args.host):
+        parser.error(f"--host {args.host!r}: serve binds loopback addresses only")
     return _serve(args.port, args.host, args.json, _parse_parameters(parser, args.parameter))
+
+
+def _aws_options(command: argparse.ArgumentParser) -> None:
+    """Where the AWS APIs are: AWS itself by default, or rotator local serve."""
+    command.add_argument("--endpoint-url", help="e.g. rotator local serve's endpoint")
+    command.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    command.add_argument("--json", action="store_true", help="machine-readable output")
+    command.add_argument("--verbose", action="store_true", help="tracebacks on errors")
+
+
+def _clients(args: argparse.Namespace, *services: str) -> list[Any]:
+    import boto3
+
+    session = boto3.session.Session(region_name=args.region)
+    return [session.client(s, endpoint_url=args.endpoint_url) for s in services]  # type: ignore[call-overload]
+
+
+def _guarded(args: argparse.Namespace, command: Any) -> int:
+    """Run an operator command: one readable line on failure (--verbose for the traceback)."""
+    try:
+        return int(command(args))
+    except Exception as exc:
+        if getattr(args, "verbose", False) or os.environ.get("ROTATOR_DEBUG"):
+            raise
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        return _fail(f"{code or type(exc).__name__}: {exc}" if not code else str(exc))
+
+
+def _router_arn(args: argparse.Namespace, cloudformation: Any) -> str | None:
+    if args.router_arn:
+        return str(args.router_arn)
+    stacks = cloudformation.describe_stacks(StackName=args.stack_name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    return outputs.get("RouterFunctionArn")
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from rotator.migrate import plan
+
+    sm, iam, cfn = _clients(args, "secretsmanager", "iam", "cloudformation")
+    router = _router_arn(args, cfn)
+    result = plan(sm, iam, args.secret, stack_name=args.stack_name, router_arn=router)
+    print(result.to_json() if args.json else result.text())
+    if result.blocked:
+        return 3
+    if not args.dry_run and router:
+        sm.rotate_secret(SecretId=args.secret, RotationLambdaARN=router, RotateImmediately=False)
+        if not args.json:
+            print(f"switched {result.secret} to {router}; its next rotation runs through it")
+    return 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from rotator.graph import render
+
+    picture = render(args.machine, args.format)
+    if args.output:
+        with open(args.output, "wb") as handle:
+            handle.write(picture)
+    else:
+        sys.stdout.buffer.write(picture)
+        sys.stdout.flush()
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("secret-rotator")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _fail(message: str) -> int:
+    """One readable line on stderr, exit status 1 (ROTATOR_DEBUG=1 shows the traceback)."""
+    print(f"rotator: {message}", file=sys.stderr, flush=True)
+    return 1
 
 
 def _parse_parameters(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, str]:
@@ -68,24 +190,40 @@ def _serve(port: int, host: str, as_json: bool, parameters: dict[str, str]) -> i
     from rotator.local import LocalRuntime
 
     stop = threading.Event()
+
+    def request_stop(*_: Any) -> None:
+        stop.set()
+        raise KeyboardInterrupt  # also interrupts a start that is still deploying
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, request_stop)
     ready_out = sys.stdout
-    # Function logs and metrics go to stderr, so stdout carries only the ready line.
-    with (
-        contextlib.redirect_stdout(sys.stderr),
-        LocalRuntime(parameter_overrides=parameters) as runtime,
-    ):
-        redirect_function_logs(sys.stderr)
-        with runtime.serve(port=port, host=host) as endpoint:
-            ready: dict[str, Any] = {"endpoint_url": endpoint, **runtime.describe()}
-            if as_json:
-                print(json.dumps(ready), file=ready_out, flush=True)
-            else:
-                print(_ready_text(ready), file=ready_out, flush=True)
-            if runtime.host is not None:
-                runtime.host.after_invoke.append(_report_rotation_step)
-            stop.wait()
+    try:
+        # Function logs and metrics go to stderr, so stdout carries only the ready line.
+        with (
+            contextlib.redirect_stdout(sys.stderr),
+            LocalRuntime(parameter_overrides=parameters) as runtime,
+        ):
+            redirect_function_logs(sys.stderr)
+            with runtime.serve(port=port, host=host):
+                ready: dict[str, Any] = runtime.describe()
+                text = json.dumps(ready) if as_json else _ready_text(ready)
+                print(text, file=ready_out, flush=True)
+                if runtime.host is not None:
+                    runtime.host.after_invoke.append(_report_rotation_step)
+                stop.wait()
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        if os.environ.get("ROTATOR_DEBUG"):
+            raise
+        if exc.errno == errno.EADDRINUSE:
+            return _fail(f"port {port} on {host} is already in use; choose another with --port")
+        return _fail(f"cannot serve on {host}:{port}: {exc.strerror or type(exc).__name__}")
+    except Exception as exc:  # a bad --parameter, a template the runtime refuses, ...
+        if os.environ.get("ROTATOR_DEBUG"):
+            raise
+        return _fail(f"{type(exc).__name__}: {exc}")
     return 0
 
 
@@ -98,14 +236,12 @@ def _report_rotation_step(invocation: Any) -> None:
 
 
 def _ready_text(ready: dict[str, Any]) -> str:
-    machines = "\n".join(f"    {k}: {v}" for k, v in ready["state_machine_arns"].items())
+    """One line: what a client needs (the JSON form has the state machines too)."""
     return (
-        f"Local AWS endpoint ready: {ready['endpoint_url']}\n"
-        f"  router function:  {ready['router_function_arn']}\n"
-        f"  state machines:\n{machines}\n"
-        f"  alert queue:      {ready['alert_queue_url']}\n"
-        f"Use it with: aws --endpoint-url {ready['endpoint_url']} --region {ready['region']} ...\n"
-        f"  (any access key works). Ctrl-C to stop."
+        f"ready: {ready['endpoint_url']} region {ready['region']}"
+        f" AWS_ACCESS_KEY_ID={ready['aws_access_key_id']}"
+        f" AWS_SECRET_ACCESS_KEY={ready['aws_secret_access_key']}"
+        f" router {ready['router_function_arn']} alerts {ready['alert_queue_url']}"
     )
 
 

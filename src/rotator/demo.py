@@ -21,12 +21,13 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from rotator.checks import access_key_works, eventually
 from rotator.dbservers import (
+    CertificateAuthority,
     DatabaseServer,
     mariadb_available,
     postgres_available,
@@ -36,7 +37,13 @@ from rotator.dbservers import (
     start_redis,
 )
 
-DATABASES: dict[str, tuple[str, Callable[[], bool], Callable[[], DatabaseServer]]] = {
+#: what the functions call the demo's CA bundle (CA_BUNDLE_DIR holds ``test-ca.pem``)
+CA_BUNDLE = "test-ca"
+#: every section the demo can run; --engine picks some
+SECTIONS = ("postgres", "mariadb", "iam", "redis")
+GROUP = "demo"
+
+DATABASES: dict[str, tuple[str, Callable[[], bool], Callable[..., DatabaseServer]]] = {
     "postgres": ("PostgreSQL", postgres_available, start_postgres),
     "mariadb": ("MariaDB", mariadb_available, start_mariadb),
 }
@@ -68,6 +75,7 @@ class Demo:
         self.out = out
         self.failures: list[str] = []
         self.runtime: Any = None
+        self.ca: CertificateAuthority | None = None
 
     # --- output --------------------------------------------------------------------------------
 
@@ -92,8 +100,10 @@ class Demo:
     # --- the run -------------------------------------------------------------------------------
 
     def run(self, engines: list[str] | None) -> int:
-        log_path = Path(tempfile.gettempdir()) / "rotator-demo-functions.log"
-        with open(log_path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        # a file of this run's own: concurrent demos must not write over each other
+        fd, name = tempfile.mkstemp(prefix="rotator-demo-", suffix=".log")
+        log_path = Path(name)
+        with open(fd, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             # The functions' JSON logs and EMF metrics go to the file; the story stays readable.
             from rotator.functions import redirect_function_logs
 
@@ -108,17 +118,30 @@ class Demo:
     def _run(self, engines: list[str] | None) -> int:
         from rotator.local import LocalRuntime
 
-        chosen = engines or [name for name, (_, available, _) in DATABASES.items() if available()]
+        sections = list(engines or SECTIONS)
+        chosen = [name for name in sections if name in DATABASES]
         for name in [n for n in chosen if not DATABASES[n][1]()]:
             self.say(f"{DATABASES[name][0]}: server binaries not installed here; skipping it.")
         chosen = [name for name in chosen if DATABASES[name][1]()]
-        if not chosen:
+        if not chosen and engines is None:
             self.say("No database server found (install PostgreSQL, or `pip install pgserver`).")
             return 1
 
         self.say("Starting the stack of template.yaml on moto: router, two state machines,")
         self.say("worker Lambdas per strategy and step, alert topic, KMS key...")
-        with LocalRuntime() as runtime, contextlib.ExitStack() as servers:
+        with (
+            tempfile.TemporaryDirectory(prefix="rotator-demo-ca-") as ca_dir,
+            contextlib.ExitStack() as servers,
+        ):
+            # One CA for every demo server; the functions trust it as the bundle "test-ca",
+            # as a deployment trusts a bundle shipped in the layer (CaBundle parameter).
+            self.ca = CertificateAuthority(Path(ca_dir))
+            runtime = servers.enter_context(
+                LocalRuntime(
+                    parameter_overrides={"CaBundle": CA_BUNDLE},
+                    function_environment={"CA_BUNDLE_DIR": str(self.ca.directory)},
+                )
+            )
             self.runtime = runtime
             assert runtime.host is not None
             runtime.host.after_invoke.append(self._show_step)
@@ -129,11 +152,13 @@ class Demo:
                 self.single_user(name, server)
             for name, server in started.items():
                 self.alternating_users(name, server)
-            self.iam_access_keys()
-            if redis_available():
-                self.redis_acl(self._start_redis(servers))
-            else:
-                self.say("\nRedis: redis-server not installed here; skipping its section.")
+            if "iam" in sections:
+                self.iam_access_keys()
+            if "redis" in sections:
+                if redis_available():
+                    self.redis_acl(self._start_redis(servers))
+                else:
+                    self.say("\nRedis: redis-server not installed here; skipping its section.")
             self._scan()
         self.say()
         if self.failures:
@@ -145,10 +170,10 @@ class Demo:
     def _start(self, servers: contextlib.ExitStack, name: str) -> DatabaseServer:
         label, _available, start = DATABASES[name]
         began = time.monotonic()
-        server = servers.enter_context(start())
+        server = servers.enter_context(start(ca=self.ca))
         self.say(
             f"\nStarted a throwaway {label} on {server.host}:{server.port} "
-            f"with password authentication ({time.monotonic() - began:.1f}s)."
+            f"with password authentication over TLS ({time.monotonic() - began:.1f}s)."
         )
         self.check(
             not server.can_login(server.admin_user, "not-the-password"),
@@ -157,8 +182,10 @@ class Demo:
         return server
 
     def _start_redis(self, servers: contextlib.ExitStack) -> DatabaseServer:
-        server = servers.enter_context(start_redis())
-        self.say(f"\nStarted a throwaway Redis on {server.host}:{server.port} with ACL users.")
+        server = servers.enter_context(start_redis(ca=self.ca))
+        self.say(
+            f"\nStarted a throwaway Redis on {server.host}:{server.port} with ACL users, over TLS."
+        )
         return server
 
     def _secret(self, name: str, value: dict[str, Any], **tags: str) -> str:
@@ -222,8 +249,13 @@ class Demo:
         server.create_login(master_user, master_password, superuser=True)
         master_arn = self._secret(
             f"demo/{name}/master",
-            self._db_secret(server, master_user, master_password),
+            {
+                k: v
+                for k, v in self._db_secret(server, master_user, master_password).items()
+                if k != "dbname"  # a master works in its own database
+            },
             SecretRotationMaster=self.runtime.stack_name,
+            SecretRotationGroup=GROUP,
         )
         original, password = "app_owner", _password()
         server.create_login(original, password)
@@ -231,6 +263,7 @@ class Demo:
         arn = self._secret(
             f"demo/{name}/alternating",
             self._db_secret(server, original, password, masterarn=master_arn),
+            SecretRotationGroup=GROUP,
         )
         for expected in (f"{original}_clone", original):
             before = self._value(arn)
@@ -353,7 +386,7 @@ class Demo:
     # --- the leak scan ---------------------------------------------------------------------------
 
     def _scan(self) -> None:
-        values = list(_secret_values(self.runtime))
+        values = list(self.runtime.secret_values().values())
         histories, logs = self.runtime.all_histories_text(), self.runtime.log_text()
         executions = len(self.runtime.executions())
         self.say("\n== No secret in the clear outside Secrets Manager ==")
@@ -365,19 +398,6 @@ class Demo:
             not any(v in logs for v in values),
             f"none appears in {len(self.runtime.host.sink.lines)} function log lines",
         )
-
-
-def _secret_values(runtime: Any) -> Iterator[str]:
-    sm = runtime.client("secretsmanager")
-    for secret in sm.list_secrets()["SecretList"]:
-        for version in secret.get("SecretVersionsToStages", {}):
-            with contextlib.suppress(Exception):
-                data = json.loads(
-                    sm.get_secret_value(SecretId=secret["ARN"], VersionId=version)["SecretString"]
-                )
-                for key in ("password", "secret_access_key"):
-                    if isinstance(data.get(key), str):
-                        yield data[key]
 
 
 def run_demo(engines: list[str] | None = None) -> int:

@@ -1,40 +1,74 @@
-"""The local runtime: the template's stack on moto, with the real handlers run in-process.
+"""The local runtime: the template's stack, deployed as ``sam deploy`` would, on moto.
 
-It builds what ``template.yaml`` describes (functions, state machine, alert topic with an SQS
-queue subscribed so alerts can be read, KMS key) in moto with its Step Functions executor on,
-dispatches Lambda invocations to the real handlers in this process, and makes RotateSecret
-behave like AWS rather than like moto (see :mod:`rotator.rotation`).
+``template.yaml`` is packaged into moto's S3, translated by aws-sam-translator and created by
+CloudFormation on moto (:mod:`rotator.aws_local.stack`); a template that cannot deploy on AWS
+fails here too. moto runs the real ASL (its Step Functions executor is on); Lambda invocations
+reach the real handlers in this process, each with the environment, timeout and role
+CloudFormation gave its function. Everything hand-made lives in :mod:`rotator.aws_local`: the
+in-process Lambda host, what moto's CloudFormation cannot create, and one patch per AWS
+behaviour moto lacks.
+
+IAM is enforced as on AWS (:mod:`rotator.iam_checker`, on unless ``check_iam=False``): every AWS
+call of a function or state machine is authorized against its role's policies as CloudFormation
+created them (and the KMS key policy, with the encryption context), and Secrets Manager,
+EventBridge and SNS invoke a function only as its resource policy allows. A refused call raises
+AWS's error; :meth:`LocalRuntime.iam_report` shows what was allowed, refused and never used.
 
 Two ways to use it: in-process (``with LocalRuntime() as rt: ...``; tests and the demo) and as
-a loopback endpoint for any AWS client (:meth:`LocalRuntime.serve`).
+a loopback endpoint for any AWS client (:meth:`LocalRuntime.serve`). Stacks are kept for the
+life of the process's moto: a second runtime with the same template and parameters reuses an
+idle stack, after what the previous user created (secrets, IAM users, executions, alerts) was
+cleaned away.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import logging
-import os
 import threading
-import uuid
-import warnings
-import zipfile
+import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from unittest import mock
+from typing import Any, ClassVar
 
 import boto3
 
-from rotator.functions import FunctionHost
-from rotator.rotation import RotationOutcome, aws_like_rotate_secret, choose_token
-from rotator.template import DEFAULT_TEMPLATE, StackSpec, build_stack_spec, load_template
+from rotator.aws_local import stack as stack_module
+from rotator.aws_local.cloud import ACCOUNT, LocalCloud
+from rotator.aws_local.lambda_host import FunctionHost, FunctionSpec
+from rotator.aws_local.patches.rotate_secret import (
+    RotationOutcome,
+    choose_token,
+    retry_now,
+    rotation_of,
+    stop_rotations,
+)
+from rotator.aws_local.patches.sts_key_state import key_age_seconds
+from rotator.aws_local.stack import DEFAULT_TEMPLATE, NAME_PREFIX, Deployed
+from rotator.aws_local.uncreated import (
+    create_skipped_resources,
+    emit_service_event,
+    subscribe_inbox,
+)
+from rotator.iam_checker import (
+    CallRecord,
+    IamChecker,
+    MotoPolicies,
+    Recorder,
+    Report,
+    Scope,
+    ServiceInvokeDeniedError,
+    install,
+    unchecked_below,
+)
+from rotator.serve_guard import OperatorKey
 
-ACCOUNT = "123456789012"
+__all__ = ["ACCOUNT", "FAST_PARAMETERS", "Alert", "LocalRuntime", "RotationOutcome"]
+
+#: the fields of a secret that hold a value (what the leak scans look for)
+SECRET_FIELDS = ("password", "secret_access_key")
 
 #: Small intervals so local retries take seconds, not minutes (ASL requires whole seconds >= 1).
 FAST_PARAMETERS = {
@@ -51,6 +85,11 @@ FAST_PARAMETERS = {
     "DeleteAfterSeconds": "3",
 }
 FAST_ROUTER_ENV = {"POLL_INITIAL_SECONDS": "0.05", "POLL_MAX_SECONDS": "0.25"}
+ROUTER = "RouterFunction"
+
+# A state machine's Task invokes a function through the host, in the interpreter's thread; what
+# the host itself does there (test hooks) is not the state machine's call.
+unchecked_below(FunctionHost.invoke)
 
 
 @dataclass(frozen=True)
@@ -60,8 +99,84 @@ class Alert:
     raw: str
 
 
+@dataclass
+class StateMachineSpec:
+    logical_id: str
+    name: str
+    arn: str
+
+
+@dataclass
+class StackSpec:
+    """What the deployed stack holds, by logical id (physical names and ARNs from moto)."""
+
+    name: str
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StackHandle:
+    """A deployed stack and the in-process host of its functions."""
+
+    deployed: Deployed
+    spec: StackSpec
+    host: FunctionHost
+    alert_queue_url: str
+    #: authorizes every AWS call of the stack's functions and state machines (issue 8 §6)
+    iam: IamChecker | None = None
+
+    def close(self) -> None:
+        self.host.close()
+
+
+def _wait_for_invocations(handle: StackHandle, timeout: float) -> None:
+    """Wait (at most ``timeout`` seconds) until none of the stack's functions is running."""
+    names = {f"lambda:{fn.name}" for fn in handle.spec.functions.values()}
+    deadline = time.monotonic() + timeout
+    for thread in list(threading.enumerate()):
+        if thread.name in names and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _spec_of(deployed: Deployed, clients: Any, region: str) -> StackSpec:
+    spec = StackSpec(name=deployed.stack_name, outputs=dict(deployed.outputs))
+    lambda_client = clients("lambda")
+    for logical_id, name in deployed.of_type("AWS::Lambda::Function").items():
+        config = lambda_client.get_function_configuration(FunctionName=name)
+        code = deployed.template["Resources"][logical_id]["Properties"]["Code"]
+        source = deployed.packaged.source_of(code["S3Bucket"], code["S3Key"])
+        if source is None:
+            raise stack_module.DeployError(f"{logical_id}: its code was not packaged from here")
+        spec.functions[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            name=config["FunctionName"],
+            arn=config["FunctionArn"],
+            code_dir=source,
+            handler=config["Handler"],
+            timeout=int(config["Timeout"]),
+            memory=int(config["MemorySize"]),
+            environment=dict(config.get("Environment", {}).get("Variables", {})),
+            role_arn=config["Role"],
+            description=config.get("Description", ""),
+        )
+    for logical_id, arn in deployed.of_type("AWS::StepFunctions::StateMachine").items():
+        spec.state_machines[logical_id] = StateMachineSpec(
+            logical_id=logical_id, name=arn.rsplit(":", 1)[-1], arn=arn
+        )
+    spec.topics = deployed.of_type("AWS::SNS::Topic")
+    return spec
+
+
 class LocalRuntime:
     """The stack of ``template.yaml`` on moto; a context manager."""
+
+    #: what every runtime of this process starts from, under its own arguments:
+    #: ``{"parameter_overrides": {...}, "function_environment": {...}}`` (a test session points
+    #: every function at the CA its servers use this way)
+    defaults: ClassVar[dict[str, dict[str, str]]] = {}
 
     def __init__(
         self,
@@ -74,12 +189,18 @@ class LocalRuntime:
         iam_propagation_seconds: float = 0.0,
         iam_propagation_checks: int = 0,
         worker_timeout: int | None = None,
+        function_environment: dict[str, str] | None = None,
+        check_iam: bool = True,
+        automatic_retries: int = 0,
+        retry_interval: float = 1.0,
     ) -> None:
         self.template_path = template_path
+        self._requested_name = stack_name
         self.stack_name = stack_name
         self.region = region
         overrides = dict(FAST_PARAMETERS) if fast else {}
-        overrides.update(parameter_overrides or {})
+        overrides.update(LocalRuntime.defaults.get("parameter_overrides", {}))
+        overrides.update({k: str(v) for k, v in (parameter_overrides or {}).items()})
         self._overrides = overrides
         self._fast = fast
         #: STS refuses a new access key this long after CreateAccessKey, as IAM does for a few
@@ -88,17 +209,40 @@ class LocalRuntime:
         #: the same, counted in STS calls per key (deterministic, for tests)
         self.iam_propagation_checks = iam_propagation_checks
         self._sts_checks: dict[str, int] = {}
-        self._rotated_keys: set[str] = set()
         #: overrides every function's Timeout but the router's (fault tests time workers out)
         self._worker_timeout = worker_timeout
-        self._stack = ExitStack()
+        #: laid over every function's environment (e.g. CA_BUNDLE_DIR pointing at a test CA)
+        self.function_environment = {
+            **LocalRuntime.defaults.get("function_environment", {}),
+            **(function_environment or {}),
+        }
+        #: every AWS call of the stack's functions and state machines is authorized against the
+        #: policies as deployed (refused calls fail as on AWS); see :meth:`iam_report`
+        self.check_iam = check_iam
+        self.iam: IamChecker | None = None
+        self._iam_recorder = Recorder()
+        self._iam_hook = contextlib.ExitStack()
+        self.cloud: LocalCloud | None = None
+        self._handle: StackHandle | None = None
         self.spec: StackSpec | None = None
         self.host: FunctionHost | None = None
+        self.deployed: Deployed | None = None
         self.alert_queue_url = ""
+        #: while serving: the endpoint and the key pair its requests must be signed with
+        self.endpoint_url: str | None = None
+        self.operator_key: OperatorKey | None = None
         self.rotations: list[RotationOutcome] = []
+        #: Secrets Manager retries a failed rotation itself, with the same token; how often and
+        #: how far apart AWS does not document, so the local numbers are ours (none by default)
+        self.automatic_retries = automatic_retries
+        self.retry_interval = retry_interval
+        #: RotateSecret returns at once, as on AWS (None: while serving an endpoint; else it
+        #: returns when the rotation's first attempt has ended)
+        self.rotate_in_background: bool | None = None
         self._clients: dict[str, Any] = {}
         #: every alert ever drained by :meth:`alerts`
         self.seen_alerts: list[Alert] = []
+        self._baseline: dict[str, set[str]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -108,292 +252,239 @@ class LocalRuntime:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> LocalRuntime:
-        from moto import mock_aws
-
-        # moto logs every failed state at ERROR with its whole parse tree; the execution
-        # history already says what failed.
-        if not os.environ.get("ROTATOR_DEBUG"):
-            logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
-        # The STS patch refuses keys with InvalidClientTokenId, a common AWS error that moto's
-        # STS model does not list; moto warns about it on every refusal.
-        warnings.filterwarnings(
-            "ignore",
-            message=r"Exception\(STSClientError\) with code (InvalidClientTokenId|SignatureDoesNotMatch)",
+    def _pool_key(self) -> tuple[Any, ...]:
+        return (
+            str(self.template_path.resolve()),
+            self._requested_name,
+            self.region,
+            self._fast,
+            tuple(sorted(self._overrides.items())),
         )
 
+    def start(self) -> LocalRuntime:
+        self.cloud = LocalCloud.acquire()
+        self.cloud.enter()
         try:
-            self._stack.enter_context(
-                mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
-            )
-            self._build()
-            self._patch_moto()
+            idle = self.cloud.pool.get(self._pool_key(), [])
+            self._handle = idle.pop() if idle else self._deploy()
+            self._attach()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def stop(self) -> None:
-        # Un-awaited executions (retirements) must not outlive the runtime: their threads
-        # would call into the next runtime's backends.
-        if self.spec is not None:
-            with contextlib.suppress(Exception):
-                self._stop_running_executions()
-        if self.host is not None:
-            self.host.close()
-        self._stack.close()
+    def _deploy(self) -> StackHandle:
+        assert self.cloud is not None
+        name, n = self._requested_name, 1
+        while name in self.cloud.stack_names:
+            n += 1
+            name = f"{self._requested_name}{n}"
+        self.cloud.stack_names.add(name)
+        parameters = {NAME_PREFIX: name, **self._overrides}
+        deployed = stack_module.deploy(
+            self.client,
+            stack_name=name,
+            template_path=self.template_path,
+            parameters=parameters,
+            bucket=f"{name.lower()}-artifacts-{ACCOUNT}",
+        )
+        create_skipped_resources(deployed, self.client, self.region)
+        spec = _spec_of(deployed, self.client, self.region)
+        if self._fast:
+            spec.functions[ROUTER].environment.update(FAST_ROUTER_ENV)
+        host = FunctionHost(spec.functions, self.region)
+        host.close()  # attached while a runtime uses the stack
+        topic = spec.topics["AlertTopic"]
+        queue_url = subscribe_inbox(self.client, topic, f"{name}-AlertTopic-inbox")
+        keys = deployed.of_type("AWS::KMS::Key").values()
+        scope = Scope(
+            functions=frozenset(fn.name for fn in spec.functions.values()),
+            state_machines=frozenset(m.arn for m in spec.state_machines.values()),
+            keys=frozenset(f"arn:aws:kms:{self.region}:{ACCOUNT}:key/{key}" for key in keys),
+        )
+        # The policies as CloudFormation created them in moto (read at each call).
+        iam = IamChecker(
+            MotoPolicies(ACCOUNT, self.region), account=ACCOUNT, region=self.region, scope=scope
+        )
+        return StackHandle(
+            deployed=deployed, spec=spec, host=host, alert_queue_url=queue_url, iam=iam
+        )
 
-    def _stop_running_executions(self) -> None:
+    def _attach(self) -> None:
+        assert self.cloud is not None and self._handle is not None
+        handle = self._handle
+        self.deployed, self.spec, self.host = handle.deployed, handle.spec, handle.host
+        self.stack_name = handle.deployed.stack_name
+        self.alert_queue_url = handle.alert_queue_url
+        host = handle.host
+        host.invocations.clear()
+        host.before_invoke.clear()
+        host.after_invoke.clear()
+        host.sink.lines.clear()
+        host.extra_environment = dict(self.function_environment)
+        host.timeouts = {}
+        if self._worker_timeout is not None:
+            host.timeouts = {
+                fn.name: self._worker_timeout
+                for lid, fn in self.spec.functions.items()
+                if lid != ROUTER
+            }
+        host.open()
+        if self.check_iam and handle.iam is not None:
+            self.iam = handle.iam
+            self.iam.recorder = self._iam_recorder
+            self._iam_hook.enter_context(install(self.iam))
+        self._drain(handle.alert_queue_url)
+        self._baseline = self._resource_names()
+        self.cloud.runtimes.append(self)
+
+    def stop(self) -> None:
+        stop_rotations(self, timeout=10.0)  # no more automatic retries; a running attempt ends
+        cloud, handle = self.cloud, self._handle
+        self.cloud = self._handle = None
+        if cloud is None:
+            return
+        try:
+            if handle is not None:
+                # Un-awaited executions (retirements) must not outlive their user; their
+                # invocations still in flight finish first (while this runtime still answers
+                # for the stack's functions), then what the user created goes.
+                with contextlib.suppress(Exception):
+                    self._stop_running_executions(handle)
+                _wait_for_invocations(handle, timeout=5)
+                self._iam_hook.close()
+                clean = False
+                with contextlib.suppress(Exception):
+                    self._clean_up(handle)
+                    clean = True
+                with contextlib.suppress(ValueError):
+                    cloud.runtimes.remove(self)
+                handle.host.close()
+                for key_id, owner in list(cloud.key_creators.items()):
+                    if owner is self:
+                        del cloud.key_creators[key_id]
+                if clean:
+                    cloud.pool.setdefault(self._pool_key(), []).append(handle)
+                else:
+                    handle.close()
+        finally:
+            cloud.leave()
+            cloud.release()
+
+    def _stop_running_executions(self, handle: StackHandle) -> None:
+        from moto.stepfunctions.responses import get_backend
+
+        backend = get_backend(ACCOUNT, self.region)
         sfn = self.client("stepfunctions")
-        for arn in self.state_machine_arns.values():
-            running = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")
-            for execution in running["executions"]:
+        for machine in handle.spec.state_machines.values():
+            for execution in list(backend.describe_state_machine(machine.arn).executions):
+                if execution.status != "RUNNING":
+                    continue
+                # moto's executor parses the definition before it can be stopped (StopExecution
+                # raises meanwhile); give a just-started execution that moment.
+                worker = getattr(execution, "exec_worker", None)
+                deadline = time.monotonic() + 10
+                while worker is not None and worker.env is None and time.monotonic() < deadline:
+                    time.sleep(0.02)
                 sfn.stop_execution(
-                    executionArn=execution["executionArn"], error="LocalRuntimeStopped"
+                    executionArn=execution.execution_arn, error="LocalRuntimeStopped"
                 )
 
-    def _build(self) -> None:
-        kms = self.client("kms")
-        key = kms.create_key(Description=f"{self.stack_name} SealingKey")["KeyMetadata"]
-        self.spec = build_stack_spec(
-            load_template(self.template_path),
-            stack_name=self.stack_name,
-            region=self.region,
-            account=ACCOUNT,
-            parameter_overrides=self._overrides,
-            kms_key=(key["KeyId"], key["Arn"]),
-            root=self.template_path.parent,
-        )
-        if self._fast:
-            router = self._router_spec()
-            router.environment.update(FAST_ROUTER_ENV)
-        if self._worker_timeout is not None:
-            for fn in self.spec.functions.values():
-                if fn.logical_id != "RouterFunction":
-                    fn.timeout = self._worker_timeout
-        self.host = FunctionHost(self.spec.functions, self.region)
+    def _resource_names(self) -> dict[str, set[str]]:
+        """What exists now that a user of the stack may create (cleaned up on stop)."""
+        sm, iam = self.client("secretsmanager"), self.client("iam")
+        secrets = {
+            s["ARN"]
+            for page in sm.get_paginator("list_secrets").paginate(IncludePlannedDeletion=True)
+            for s in page["SecretList"]
+        }
+        users = {
+            u["UserName"]
+            for page in iam.get_paginator("list_users").paginate()
+            for u in page["Users"]
+        }
+        executions = {e["executionArn"] for e in self._all_executions()}
+        return {"secrets": secrets, "users": users, "executions": executions}
 
-        role_arn = self.client("iam").create_role(
-            RoleName=f"{self.stack_name}-local-execution-role",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
-        lambda_client = self.client("lambda")
-        for fn in self.spec.functions.values():
-            lambda_client.create_function(
-                FunctionName=fn.name,
-                Runtime="python3.11",
-                Role=role_arn,
-                Handler=fn.handler,
-                Code={"ZipFile": _placeholder_zip()},
-                Description=fn.description[:256],
-                Timeout=fn.timeout,
-                MemorySize=fn.memory,
-                Environment={"Variables": fn.environment},
-            )
-        logs = self.client("logs")
-        for group in self.spec.log_groups.values():
-            logs.create_log_group(logGroupName=group)
-        sns, sqs = self.client("sns"), self.client("sqs")
-        for logical_id, arn in self.spec.topics.items():
-            topic = sns.create_topic(Name=arn.rsplit(":", 1)[-1])["TopicArn"]
-            queue_url = sqs.create_queue(QueueName=f"{self.stack_name}-{logical_id}-inbox")[
-                "QueueUrl"
-            ]
-            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
-            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-            if logical_id == "AlertTopic":
-                self.alert_queue_url = queue_url
-        sfn = self.client("stepfunctions")
-        for machine in self.spec.state_machines.values():
-            sfn.create_state_machine(
-                name=machine.name, definition=machine.definition, roleArn=role_arn, type="STANDARD"
-            )
-        events = self.client("events")
-        for rule in self.spec.rules.values():
-            events.put_rule(Name=rule.name, EventPattern=json.dumps(rule.event_pattern))
-            events.put_targets(
-                Rule=rule.name,
-                Targets=[{"Id": f"t{i}", "Arn": arn} for i, arn in enumerate(rule.target_arns)],
-            )
+    def _clean_up(self, handle: StackHandle) -> None:
+        """Delete what this runtime's user created, so the next one starts from the stack."""
+        now = self._resource_names()
+        sm, iam = self.client("secretsmanager"), self.client("iam")
+        for arn in now["secrets"] - self._baseline.get("secrets", set()):
+            sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+        for user in now["users"] - self._baseline.get("users", set()):
+            for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+                iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+            iam.delete_user(UserName=user)
+        # Executions cannot be deleted through the API: forget the stopped ones, so the next
+        # user of the stack lists only its own (also through plain ListExecutions).
+        from moto.stepfunctions.responses import get_backend
+
+        backend = get_backend(ACCOUNT, self.region)
+        for machine in handle.spec.state_machines.values():
+            backend.describe_state_machine(machine.arn).executions.clear()
+        self._drain(handle.alert_queue_url)
+
+    def _drain(self, queue_url: str) -> None:
+        """Discard what is on the queue (PurgeQueue allows one call a minute)."""
+        sqs = self.client("sqs")
+        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def key_still_propagating(self, key: Any) -> bool:
+        """Whether STS should still refuse ``key`` (created by this stack's functions)."""
+        checks = self._sts_checks[key.access_key_id] = (
+            self._sts_checks.get(key.access_key_id, 0) + 1
+        )
+        return (
+            key_age_seconds(key) < self.iam_propagation_seconds
+            or checks <= self.iam_propagation_checks
+        )
 
     def emit_service_event(self, detail_type: str, detail: dict[str, Any]) -> list[Any]:
-        """Deliver an event as an AWS service would (here: Secrets Manager's CloudTrail events)
-        to the matching EventBridge rules' Lambda targets; returns their invocations.
-
-        moto's EventBridge cannot invoke Lambda targets itself, so the runtime matches the
-        rules (with moto's own pattern matcher) and invokes the targets in-process.
-        """
-        from moto.events.models import events_backends
-
+        """Deliver a Secrets Manager service event to the matching rules' Lambda targets."""
         assert self.host is not None
-        event: Any = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": detail_type,
-            "source": "aws.secretsmanager",
-            "account": ACCOUNT,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": self.region,
-            "resources": [],
-            "detail": detail,
-        }
-        invocations = []
-        bus = events_backends[ACCOUNT][self.region].event_buses["default"]
-        for rule in list(bus.rules.values()):
-            if rule.state != "ENABLED" or not rule.event_pattern.matches_event(event):
-                continue
-            for target in rule.targets:
-                spec = self.host.find(target["Arn"])
-                if spec is not None:
-                    invocations.append(self.host.invoke(spec, event))
-        return invocations
+        return emit_service_event(self.host, self.region, detail_type, detail, iam=self.iam)
 
-    def _patch_moto(self) -> None:
-        from moto.awslambda.models import LambdaBackend
-        from moto.secretsmanager.models import SecretsManagerBackend
+    def secrets_manager_may_invoke(self, function_arn: str, secret_arn: str) -> None:
+        """Refuse, as Secrets Manager does, to rotate with a function whose resource policy does
+        not let ``secretsmanager.amazonaws.com`` invoke it (with the secret as ``aws:SourceArn``
+        and this account as ``aws:SourceAccount``). No-op when IAM checks are off.
 
-        runtime = self
-        original_invoke = LambdaBackend.invoke
+        https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot_rotation.html
+        """
+        if self.iam is None:
+            return
+        from moto.core.exceptions import JsonRESTError
 
-        def invoke(
-            backend: Any,
-            function_name: str,
-            qualifier: str | None,
-            body: Any,
-            headers: Any,
-            response_headers: Any,
-        ) -> bytes | str | None:
-            assert runtime.host is not None
-            spec = runtime.host.find(function_name)
-            if spec is None:
-                return original_invoke(
-                    backend, function_name, qualifier, body, headers, response_headers
-                )
-            event = json.loads(body) if body else {}
-            if headers.get("x-amz-invocation-type") == "Event":
-                threading.Thread(
-                    target=runtime.host.invoke, args=(spec, event), daemon=True
-                ).start()
-                response_headers["status_code"] = 202
-                return b""
-            result = runtime.host.invoke(spec, event)
-            if result.error is not None:
-                response_headers["x-amz-function-error"] = "Unhandled"
-                payload = json.dumps(result.error).encode()
-            else:
-                payload = json.dumps(result.payload).encode()
-            response_headers["Content-Length"] = str(len(payload))
-            return payload
-
-        def rotate_secret(backend: Any, *args: Any, **kwargs: Any) -> str:
-            return aws_like_rotate_secret(runtime, backend, *args, **kwargs)
-
-        original_update_stage = SecretsManagerBackend.update_secret_version_stage
-
-        def update_secret_version_stage(
-            backend: Any,
-            secret_id: str,
-            version_stage: str,
-            remove_from_version_id: str,
-            move_to_version_id: str,
-        ) -> tuple[str, str]:
-            # moto moves the AWSCURRENT label but keeps serving the old version to a
-            # GetSecretValue that names no stage; AWS serves whatever holds AWSCURRENT.
-            result = original_update_stage(
-                backend, secret_id, version_stage, remove_from_version_id, move_to_version_id
+        try:
+            self.iam.authorize_service_invoke(
+                "secretsmanager.amazonaws.com",
+                function_arn,
+                source_arn=secret_arn,
+                source_account=ACCOUNT,
             )
-            if version_stage == "AWSCURRENT" and move_to_version_id:
-                backend.secrets[secret_id].set_default_version_id(move_to_version_id)
-            return result
+        except ServiceInvokeDeniedError:
+            raise JsonRESTError(
+                "AccessDeniedException",
+                "Secrets Manager cannot invoke the specified Lambda function. Ensure that the "
+                "function policy grants access to the principal secretsmanager.amazonaws.com.",
+            ) from None
 
-        self._stack.enter_context(mock.patch.object(LambdaBackend, "invoke", invoke))
-        self._patch_sts()
-        self._stack.enter_context(
-            mock.patch.object(SecretsManagerBackend, "rotate_secret", rotate_secret)
-        )
-        self._stack.enter_context(
-            mock.patch.object(
-                SecretsManagerBackend, "update_secret_version_stage", update_secret_version_stage
-            )
-        )
+    def iam_calls(self) -> list[CallRecord]:
+        """Every call the IAM checker authorized (or refused) while this runtime used the stack."""
+        return self._iam_recorder.records
 
-    def _patch_sts(self) -> None:
-        """moto's STS accepts any key; AWS refuses unknown, inactive and not-yet-propagated ones."""
-        from moto.iam.models import iam_backends
-        from moto.sts.exceptions import STSClientError
-        from moto.sts.models import STSBackend
-
-        runtime = self
-        original = STSBackend.get_caller_identity
-
-        def find_key(access_key_id: str) -> Any:
-            for by_partition in iam_backends.values():
-                for backend in by_partition.values():
-                    for user in list(backend.users.values()):
-                        for key in user.access_keys:
-                            if key.access_key_id == access_key_id:
-                                return key
-            return None
-
-        def get_caller_identity(backend: Any, access_key_id: str, region: str) -> Any:
-            key = find_key(access_key_id)
-            refused = STSClientError(
-                "InvalidClientTokenId", "The security token included in the request is invalid."
-            )
-            if key is None and access_key_id.startswith("AKIA"):
-                raise refused  # an IAM user key that no longer exists
-            if key is not None:
-                age = (datetime.now(UTC) - key.create_date.replace(tzinfo=UTC)).total_seconds()
-                checks = runtime._sts_checks[access_key_id] = (
-                    runtime._sts_checks.get(access_key_id, 0) + 1
-                )
-                propagating = access_key_id in runtime._rotated_keys and (
-                    age < runtime.iam_propagation_seconds
-                    or checks <= runtime.iam_propagation_checks
-                )
-                if key.status != "Active" or propagating:
-                    raise refused
-            return original(backend, access_key_id, region)
-
-        self._stack.enter_context(
-            mock.patch.object(STSBackend, "get_caller_identity", get_caller_identity)
-        )
-
-        # Propagation is simulated for the keys the rotation's functions create.
-        from moto.iam.models import IAMBackend
-
-        original_create = IAMBackend.create_access_key
-
-        def create_access_key(backend: Any, *args: Any, **kwargs: Any) -> Any:
-            key = original_create(backend, *args, **kwargs)
-            if threading.current_thread().name.startswith("lambda:"):
-                runtime._rotated_keys.add(key.access_key_id)
-            return key
-
-        self._stack.enter_context(
-            mock.patch.object(IAMBackend, "create_access_key", create_access_key)
-        )
-
-        # moto never checks a request's signature: an access key id with any secret key would
-        # pass. For IAM user keys the runtime checks it, as AWS does.
-        from moto.sts.responses import TokenResponse
-
-        original_response = TokenResponse.get_caller_identity
-
-        def signed_get_caller_identity(response: Any) -> Any:
-            key = find_key(response.get_access_key())
-            if key is not None and not signature_matches(response, key.secret_access_key):
-                raise STSClientError(
-                    "SignatureDoesNotMatch",
-                    "The request signature we calculated does not match the signature you provided.",
-                )
-            return original_response(response)
-
-        self._stack.enter_context(
-            mock.patch.object(TokenResponse, "get_caller_identity", signed_get_caller_identity)
-        )
+    def iam_report(self) -> Report:
+        """What the IAM checker saw while this runtime used the stack: calls allowed and denied
+        per function and state machine (and services invoking functions), and the stack's
+        statements no call used (besides the allow-list of calls AWS makes itself)."""
+        if self.iam is None:
+            raise RuntimeError("IAM checks are off for this runtime (check_iam=False)")
+        return self.iam.report(self.iam.scope, recorder=self._iam_recorder)
 
     # --- what users of the runtime need ------------------------------------------------------
 
@@ -405,7 +496,7 @@ class LocalRuntime:
 
     def _router_spec(self) -> Any:
         assert self.spec is not None
-        return self.spec.functions["RouterFunction"]
+        return self.spec.functions[ROUTER]
 
     @property
     def router_function_arn(self) -> str:
@@ -429,15 +520,23 @@ class LocalRuntime:
         assert self.host is not None
         return self.host.invoke(self._router_spec(), event)
 
-    def rotate(self, secret_id: str, **kwargs: Any) -> RotationOutcome:
-        """RotateSecret with the router (as AWS would run it) and return how it ended."""
-        before = len(self.rotations)
-        self.client("secretsmanager").rotate_secret(
+    def rotate(self, secret_id: str, timeout: float = 600, **kwargs: Any) -> RotationOutcome:
+        """RotateSecret with the router, then wait until that rotation has ended (its automatic
+        retries included): how its last attempt ended. RotateSecret refuses, as on AWS, while
+        an earlier rotation is unfinished (see :meth:`retry_rotation`)."""
+        started = self.client("secretsmanager").rotate_secret(
             SecretId=secret_id, RotationLambdaARN=self.router_function_arn, **kwargs
         )
-        if len(self.rotations) == before:
+        rotation = rotation_of(self, started["ARN"], started.get("VersionId", ""))
+        if rotation is None:
             raise RuntimeError("RotateSecret did not run a rotation")
-        return self.rotations[-1]
+        return rotation.wait(timeout)
+
+    def retry_rotation(self, secret_id: str, timeout: float = 600) -> RotationOutcome:
+        """What Secrets Manager's automatic retry of an unfinished rotation does (the same
+        token, all four steps), now rather than after ``retry_interval``; waits for its end."""
+        arn = self.client("secretsmanager").describe_secret(SecretId=secret_id)["ARN"]
+        return retry_now(self, arn).wait(timeout)
 
     def stage_rotation(self, secret_id: str, token: str | None = None) -> str:
         """Enable rotation with the router and stage a new version as AWS does before calling it.
@@ -481,7 +580,7 @@ class LocalRuntime:
                 )
             wait_seconds = 0
 
-    def executions(self) -> list[dict[str, Any]]:
+    def _all_executions(self) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")
         found: list[dict[str, Any]] = []
         for arn in self.state_machine_arns.values():
@@ -489,6 +588,11 @@ class LocalRuntime:
             for page in paginator.paginate(stateMachineArn=arn):
                 found.extend(page["executions"])
         return found
+
+    def executions(self) -> list[dict[str, Any]]:
+        """The executions started since this runtime took the stack."""
+        earlier = self._baseline.get("executions", set())
+        return [e for e in self._all_executions() if e["executionArn"] not in earlier]
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")
@@ -507,76 +611,63 @@ class LocalRuntime:
             parts.append(json.dumps(self.history(arn), default=str))
         return "\n".join(parts)
 
+    def secret_values(self) -> dict[str, str]:
+        """Every password and secret key of every version of every secret, by
+        ``name@version.field`` (what the leak scans look for everywhere else)."""
+        sm = self.client("secretsmanager")
+        found: dict[str, str] = {}
+        for page in sm.get_paginator("list_secrets").paginate(IncludePlannedDeletion=True):
+            for secret in page["SecretList"]:
+                for version in secret.get("SecretVersionsToStages", {}):
+                    try:
+                        raw = sm.get_secret_value(SecretId=secret["ARN"], VersionId=version)
+                        data = json.loads(raw["SecretString"])
+                    except Exception:  # noqa: S112 - a staged placeholder version has no value
+                        continue
+                    for key in SECRET_FIELDS:
+                        if isinstance(data, dict) and isinstance(data.get(key), str):
+                            found[f"{secret['Name']}@{version}.{key}"] = data[key]
+        return found
+
     def log_text(self) -> str:
         assert self.host is not None
         return "\n".join(self.host.sink.lines)
 
     def describe(self) -> dict[str, Any]:
-        """The line ``serve`` prints when ready (without the endpoint)."""
-        return {
+        """What ``serve`` prints when ready: the endpoint and the key pair while serving, and
+        the alert queue's URL as clients of that endpoint see it (ListQueues' form)."""
+        described: dict[str, Any] = {
             "router_function_arn": self.router_function_arn,
             "state_machine_arns": self.state_machine_arns,
             "alert_queue_url": self.alert_queue_url,
             "region": self.region,
             "account": ACCOUNT,
         }
+        if self.endpoint_url is not None and self.operator_key is not None:
+            queue = self.alert_queue_url.rstrip("/").rsplit("/", 1)[-1]
+            described.update(
+                endpoint_url=self.endpoint_url,
+                alert_queue_url=f"{self.endpoint_url}/{ACCOUNT}/{queue}",
+                aws_access_key_id=self.operator_key.access_key_id,
+                aws_secret_access_key=self.operator_key.secret_access_key,
+            )
+        return described
 
     @contextmanager
-    def serve(self, port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
-        """Serve the AWS APIs on a loopback port; yields the endpoint URL."""
-        from moto.server import ThreadedMotoServer
+    def serve(
+        self, port: int = 0, host: str = "127.0.0.1", operator: OperatorKey | None = None
+    ) -> Iterator[str]:
+        """Serve the AWS APIs on a loopback port, to signed requests only; yields the endpoint.
 
-        server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-        server.start()
-        try:
-            bound_host, bound_port = server.get_host_and_port()
-            yield f"http://{bound_host}:{bound_port}"
-        finally:
-            server.stop()
+        Requests must be signed with ``self.operator_key`` (minted here unless given) or an IAM
+        user key the stack holds (see :mod:`rotator.serve_guard`).
+        """
+        from rotator.serve_guard import serve_guarded
 
-
-def _placeholder_zip() -> bytes:
-    # moto stores the code; the runtime never runs it (handlers are loaded from the source tree).
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "handlers run in-process from the source tree\n")
-    return buffer.getvalue()
-
-
-def signature_matches(response: Any, secret_access_key: str) -> bool:
-    """Recompute a request's SigV4 signature (as AWS does) with the key's secret."""
-    import re
-
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    headers = {k.lower(): v for k, v in response.headers.items()}
-    match = re.match(
-        r"AWS4-HMAC-SHA256 Credential=([^/]+)/[0-9]{8}/([^/]+)/([^/]+)/aws4_request,\s*"
-        r"SignedHeaders=([^,]+),\s*Signature=([0-9a-f]+)",
-        headers.get("authorization", ""),
-    )
-    if not match:
-        return False
-    key_id, region, service, signed, signature = match.groups()
-    body = response.body if isinstance(response.body, bytes) else (response.body or "").encode()
-    form = getattr(response, "form_data", None)
-    if not body and form:
-        # werkzeug parsed the form body away; query-protocol bodies re-encode identically
-        from botocore.utils import percent_encode_sequence
-
-        pairs: Any = list(form.items(multi=True))
-        body = percent_encode_sequence(pairs).encode()
-    request = AWSRequest(
-        method=response.method,
-        url=response.uri,
-        data=body,
-        headers={name: headers[name] for name in signed.split(";") if name in headers},
-    )
-    request.context["timestamp"] = headers.get("x-amz-date", "")
-    auth = SigV4Auth(Credentials(key_id, secret_access_key), service, region)
-    expected = auth.signature(
-        auth.string_to_sign(request, auth.canonical_request(request)), request
-    )
-    return bool(expected == signature)
+        self.operator_key = operator or OperatorKey.mint()
+        with contextmanager(serve_guarded)(host, port, self.operator_key) as endpoint:
+            self.endpoint_url = endpoint
+            try:
+                yield endpoint
+            finally:
+                self.endpoint_url = None

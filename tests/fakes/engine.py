@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotation_core.engines.base import DatabaseEngine
+from rotation_core.adapters.database import DatabaseEngine
 from rotation_core.exceptions import (
     AuthenticationFailedError,
     DatabaseUnavailableError,
+    PrivilegeError,
     RotationError,
 )
 from rotation_core.models import DatabaseCredentials
@@ -26,6 +27,10 @@ class FakeDatabase:
     password_changes: int = 0
     logins: int = 0
     down: bool = False
+    #: users that can do nothing their original cannot (the engine's twin check)
+    twins: set[str] = field(default_factory=set)
+    #: users the server does not let change their own password (only an admin may)
+    no_self_change: set[str] = field(default_factory=set)
 
 
 class FakeEngine(DatabaseEngine):
@@ -47,9 +52,13 @@ class FakeEngine(DatabaseEngine):
     def _classify(self, exc: Exception, creds: DatabaseCredentials, action: str) -> RotationError:
         if getattr(exc, "kind", "") == "auth":
             return AuthenticationFailedError(f"{action}: login refused for {creds.username!r}")
+        if getattr(exc, "kind", "") == "denied":
+            return PrivilegeError(f"{action}: permission denied for {creds.username!r}")
         return DatabaseUnavailableError(f"{action}: unavailable")
 
     def _set_own_password(self, conn: Any, creds: DatabaseCredentials, new_password: str) -> None:
+        if creds.username in self.database.no_self_change:
+            raise FakeDriverError("denied")
         self.database.passwords[creds.username] = new_password
         self.database.password_changes += 1
 
@@ -66,6 +75,12 @@ class FakeEngine(DatabaseEngine):
         if password is not None:
             self.database.passwords[clone] = password
             self.database.password_changes += 1
+
+    def _account_exists(self, conn: Any, account: Any) -> bool:
+        return str(account) in self.database.passwords
+
+    def _is_twin(self, conn: Any, original: Any, clone: Any) -> bool:
+        return str(clone) in self.database.twins
 
     def _set_user_password(self, conn: Any, username: Any, password: str) -> None:
         self.database.passwords[username] = password

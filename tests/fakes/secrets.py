@@ -3,17 +3,44 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
-from rotation_core.aws import SecretReader
-from rotation_core.models import PasswordPolicy
+from rotation_core.models import PasswordPolicy, SecretMetadata
 
 
-class FakeSecrets(SecretReader):
-    def __init__(self, versions: dict[str, tuple[list[str], dict[str, Any] | None]]) -> None:
+class FakeSecrets:
+    """The SecretStore port over a dict of versions."""
+
+    def __init__(
+        self,
+        versions: dict[str, tuple[list[str], dict[str, Any] | None]],
+        *,
+        others: dict[str, tuple[dict[str, str], dict[str, Any]]] | None = None,
+        tags: dict[str, str] | None = None,
+        last_rotated: datetime | None = None,
+    ) -> None:
         # version id -> (stages, value or None)
         self.versions = versions
+        #: other secrets by ARN (a master, say): (tags, AWSCURRENT value)
+        self.others = others or {}
+        self.tags = tags or {}
+        self.last_rotated = last_rotated
         self.generated: list[str] = []
+
+    def describe(self, secret_id: str) -> SecretMetadata:
+        if secret_id in self.others:
+            tags, _value = self.others[secret_id]
+            return SecretMetadata(secret_id, secret_id, True, None, {"m": ["AWSCURRENT"]}, tags)
+        return SecretMetadata(
+            arn=secret_id,
+            name=secret_id,
+            rotation_enabled=True,
+            rotation_lambda_arn=None,
+            versions={vid: list(stages) for vid, (stages, _v) in self.versions.items()},
+            tags=dict(self.tags),
+            last_rotated=self.last_rotated,
+        )
 
     def unlabeled_versions(self, secret_id: str, limit: int = 2) -> list[str]:
         return [vid for vid, (stages, _v) in reversed(self.versions.items()) if not stages][:limit]
@@ -21,6 +48,8 @@ class FakeSecrets(SecretReader):
     def get_string(
         self, secret_id: str, *, stage: str | None = "AWSCURRENT", version_id: str | None = None
     ) -> str | None:
+        if secret_id in self.others:
+            return json.dumps(self.others[secret_id][1])
         for vid, (stages, value) in self.versions.items():
             if version_id is not None and vid != version_id:
                 continue

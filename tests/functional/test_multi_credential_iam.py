@@ -136,7 +136,7 @@ def test_a_key_that_never_works_is_deactivated_and_a_retry_of_the_rotation_react
         )
 
         rt.iam_propagation_seconds = 0  # IAM caught up: Secrets Manager retries the same token
-        retry = rt.rotate(arn)
+        retry = rt.retry_rotation(arn)
 
         assert retry.succeeded and retry.reattempt and retry.token == outcome.token
         assert _value(rt, arn)["access_key_id"] == pending["access_key_id"]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from rotator.dbservers import (
+    CertificateAuthority,
     DatabaseServer,
     mariadb_available,
     postgres_available,
@@ -20,6 +21,7 @@ from rotator.dbservers import (
     start_postgres,
     start_redis,
 )
+from rotator.dbservers.tls import CA_BUNDLE_NAME
 
 AVAILABLE: dict[str, Callable[[], bool]] = {
     "postgres": postgres_available,
@@ -57,23 +59,40 @@ def all_logins(server: DatabaseServer) -> set[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[DatabaseServer]:
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    """The CA of every server in this session: ``.directory`` (CA_BUNDLE_DIR) holds
+    ``test-ca.pem`` (``.ca_file``), the bundle named ``test-ca``."""
+    return CertificateAuthority(tmp_path_factory.mktemp("test-ca"))
+
+
+@pytest.fixture(scope="session")
+def test_ca_stack_settings(test_ca: CertificateAuthority) -> dict[str, dict[str, str]]:
+    """``LocalRuntime(**these)`` makes every function trust the session's test CA: the stack
+    parameter ``CaBundle=test-ca`` and ``CA_BUNDLE_DIR`` pointing at the CA's directory."""
+    return {
+        "parameter_overrides": {"CaBundle": CA_BUNDLE_NAME},
+        "function_environment": {"CA_BUNDLE_DIR": str(test_ca.directory)},
+    }
+
+
+@pytest.fixture(scope="session")
+def postgres_server(test_ca: CertificateAuthority) -> Iterator[DatabaseServer]:
     require_engine("postgres")
-    with start_postgres() as server:
+    with start_postgres(ca=test_ca) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def mariadb_server() -> Iterator[DatabaseServer]:
+def mariadb_server(test_ca: CertificateAuthority) -> Iterator[DatabaseServer]:
     require_engine("mariadb")
-    with start_mariadb() as server:
+    with start_mariadb(ca=test_ca) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[DatabaseServer]:
+def redis_server(test_ca: CertificateAuthority) -> Iterator[DatabaseServer]:
     require_engine("redis")
-    with start_redis() as server:
+    with start_redis(ca=test_ca) as server:
         yield server
 
 
@@ -107,29 +126,49 @@ def database_secret(
     return {**secret, **extra}
 
 
+#: the rotation group (tag SecretRotationGroup) the test masters and secrets share
+GROUP = "it-group"
+GROUP_TAGS = [{"Key": "SecretRotationGroup", "Value": GROUP}]
+
+
 def create_app_user(
-    rt: Any, server: DatabaseServer, username: str | None = None, **extra: Any
+    rt: Any,
+    server: DatabaseServer,
+    username: str | None = None,
+    *,
+    group: str | None = GROUP,
+    **extra: Any,
 ) -> tuple[str, str, str]:
-    """Create a login on ``server`` and its secret; returns (secret ARN, username, password)."""
+    """Create a login on ``server`` and its secret (in rotation group ``group``); returns
+    (secret ARN, username, password)."""
     username = username or unique_name()
     password = new_password()
     server.create_login(username, password)
+    tags = [{"Key": "SecretRotationGroup", "Value": group}] if group else []
     arn = rt.client("secretsmanager").create_secret(
         Name=f"it/{server.engine}/{secrets.token_hex(4)}",
         SecretString=json.dumps(database_secret(server, username, password, **extra)),
+        Tags=tags,
     )["ARN"]
     return arn, username, password
 
 
-def create_master(rt: Any, server: DatabaseServer) -> str:
-    """A superuser on ``server`` and its secret, tagged so the stack's workers may read it."""
+def create_master(rt: Any, server: DatabaseServer, *, group: str = GROUP) -> str:
+    """A superuser on ``server`` and its secret, tagged so the stack's workers may read it
+    (SecretRotationMaster) and may use it for the secrets of ``group`` (SecretRotationGroup).
+    Its secret names no database: a master works in its own (the engine's default)."""
     username, password = unique_name("master"), new_password()
     server.create_login(username, password, superuser=True)
+    value = database_secret(server, username, password)
+    value.pop("dbname", None)
     return str(
         rt.client("secretsmanager").create_secret(
             Name=f"it/{server.engine}/master/{secrets.token_hex(4)}",
-            SecretString=json.dumps(database_secret(server, username, password)),
-            Tags=[{"Key": "SecretRotationMaster", "Value": rt.stack_name}],
+            SecretString=json.dumps(value),
+            Tags=[
+                {"Key": "SecretRotationMaster", "Value": rt.stack_name},
+                {"Key": "SecretRotationGroup", "Value": group},
+            ],
         )["ARN"]
     )
 

@@ -1,4 +1,4 @@
-"""The bad-input corpus (tests/corpus.py), in process and through ``rotator local serve``.
+"""The bad-input corpus (tests/support/corpus.py), in process and through ``rotator local serve``.
 
 For every input: the error names the problem; nothing was written to Secrets Manager (no
 version holds a value but the original) or to the backend (the original credential still
@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from rotator.dbservers import DatabaseServer
 from tests.conftest import assert_nothing_leaked
-from tests.corpus import CORPUS, BadInput
+from tests.integration.conftest import GROUP
+from tests.support.corpus import CORPUS, BadInput
+from tests.support.serve import serve
 
 pytestmark = pytest.mark.integration
 
@@ -64,12 +61,18 @@ class Target:
         #: no AWS API stages a version without rotating)
         self.stage = stage
 
+    @property
+    def stack_name(self) -> str:
+        """The stack's name (the router is ``<stack>-router``): the value of the tags that let
+        its functions use a master secret or an IAM user."""
+        return self.router_arn.rsplit(":", 1)[-1].removesuffix("-router")
+
 
 @pytest.fixture(scope="module")
-def router_target() -> Iterator[Target]:
+def router_target(test_ca_stack_settings: dict[str, dict[str, str]]) -> Iterator[Target]:
     from rotator.local import LocalRuntime
 
-    with LocalRuntime() as rt:
+    with LocalRuntime(**test_ca_stack_settings) as rt:
 
         def rotate_error(arn: str) -> str:
             outcome = next(o for o in reversed(rt.rotations) if o.secret_arn == arn)
@@ -89,53 +92,32 @@ def router_target() -> Iterator[Target]:
 
 
 @pytest.fixture(scope="module")
-def serve_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def serve_target(tmp_path_factory: pytest.TempPathFactory, test_ca: Any) -> Iterator[Target]:
     log_path = tmp_path_factory.mktemp("serve-corpus") / "stderr.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "rotator.cli", "local", "serve", "--json"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=Path(__file__).resolve().parents[2],
-        )
-        try:
-            ready = json.loads(process.stdout.readline() if process.stdout else "{}")
+    with serve(log_path, test_ca.directory) as served:
+        ready, client = served.ready, served.client
 
-            def client(service: str) -> Any:
-                return boto3.client(
-                    service,
-                    endpoint_url=ready["endpoint_url"],
-                    region_name="us-east-1",
-                    aws_access_key_id="corpus",
-                    aws_secret_access_key="corpus",
-                )
+        def rotate_error(arn: str) -> str:
+            """The router's own log line for this secret (what an operator reads)."""
+            name = client("secretsmanager").describe_secret(SecretId=arn)["Name"]
+            for _ in range(50):
+                for line in reversed(log_path.read_text().splitlines()):
+                    if '"rotation step failed"' in line and f'"secret_name":"{name}"' in line:
+                        entry = json.loads(line)
+                        return f"{entry.get('error_class')}: {entry.get('reason')}"
+                time.sleep(0.1)
+            return "(no router error logged)"
 
-            def rotate_error(arn: str) -> str:
-                """The router's own log line for this secret (what an operator reads)."""
-                name = client("secretsmanager").describe_secret(SecretId=arn)["Name"]
-                for _ in range(20):
-                    for line in reversed(log_path.read_text().splitlines()):
-                        if '"rotation step failed"' in line and f'"secret_name":"{name}"' in line:
-                            entry = json.loads(line)
-                            return f"{entry.get('error_class')}: {entry.get('reason')}"
-                    time.sleep(0.1)
-                return "(no router error logged)"
+        def invoke(event: Any) -> str | None:
+            response = client("lambda").invoke(
+                FunctionName=ready["router_function_arn"], Payload=json.dumps(event).encode()
+            )
+            payload = json.loads(response["Payload"].read() or b"null")
+            if "FunctionError" not in response:
+                return None
+            return f"{payload.get('errorType')}: {payload.get('errorMessage')}"
 
-            def invoke(event: Any) -> str | None:
-                response = client("lambda").invoke(
-                    FunctionName=ready["router_function_arn"], Payload=json.dumps(event).encode()
-                )
-                payload = json.loads(response["Payload"].read() or b"null")
-                if "FunctionError" not in response:
-                    return None
-                return f"{payload.get('errorType')}: {payload.get('errorMessage')}"
-
-            yield Target(client, ready["router_function_arn"], rotate_error, invoke)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+        yield Target(client, ready["router_function_arn"], rotate_error, invoke)
 
 
 # --- one case -------------------------------------------------------------------------------------
@@ -214,7 +196,10 @@ class _Backend:
             backend.server.create_login(backend.name, backend.password)
         elif kind == "iam":
             iam = target.client("iam")
-            iam.create_user(UserName=backend.name)
+            iam.create_user(
+                UserName=backend.name,
+                Tags=[{"Key": "SecretRotation", "Value": target.stack_name}],
+            )
             backend.iam_key = iam.create_access_key(UserName=backend.name)["AccessKey"]
         return backend
 
@@ -259,8 +244,11 @@ class _Backend:
             kwargs["SecretBinary"] = item.raw
         else:
             kwargs["SecretString"] = item.raw if item.raw is not None else json.dumps(value)
-        if item.tags:
-            kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in item.tags.items()]
+        tags = dict(item.tags or {})
+        if "masterarn" in value:
+            tags.setdefault("SecretRotationGroup", GROUP)
+        if tags:
+            kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
         created = sm.create_secret(**kwargs)
         return created["ARN"], created["VersionId"]
 
@@ -280,7 +268,10 @@ class _Backend:
             self.target.client("secretsmanager").create_secret(
                 Name=f"corpus/{self.name}/master",
                 SecretString=string,
-                Tags=[{"Key": "SecretRotationMaster", "Value": "rotator"}],
+                Tags=[
+                    {"Key": "SecretRotationMaster", "Value": self.target.stack_name},
+                    {"Key": "SecretRotationGroup", "Value": GROUP},
+                ],
             )["ARN"]
         )
 

@@ -9,7 +9,7 @@ import pytest
 
 from rotator.dbservers import DatabaseServer
 from tests.integration.conftest import new_password, secret_value, unique_name
-from tests.proxy import FlakyProxy
+from tests.support.proxy import FlakyProxy
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def test_the_database_stops_answering_mid_rotation_clients_keep_a_working_curren
     spent = (last["Roll back?"] - entered["Test pending secret"]).total_seconds()
     assert spent <= 12, f"test retries took {spent:.1f}s, over the 12 s grace budget"
 
-    second = runtime.rotate(arn)
+    second = runtime.retry_rotation(arn)
 
     assert second.succeeded and second.reattempt
     new = secret_value(runtime, arn)["password"]

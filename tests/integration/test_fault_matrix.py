@@ -1,4 +1,4 @@
-"""The fault matrix: every combo x every fault point (see tests/faults.py).
+"""The fault matrix: every combo x every fault point (see tests/support/faults.py).
 
 Each scenario asserts invariant 4 at every step boundary by logging in, then that retrying
 completes the rotation with exactly one new credential. The matrix prints at the end of the run.
@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import assert_nothing_leaked
-from tests.faults import COMBOS, FAULTS, Combo, Fault, fault_runtime, make_subject, run_scenario
+from tests.support.faults import (
+    COMBOS,
+    FAULTS,
+    Combo,
+    Fault,
+    fault_runtime,
+    make_subject,
+    run_scenario,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +52,7 @@ def test_scenario(
     servers = {}
     if combo.backend in SERVER_FIXTURES:
         servers[combo.backend] = request.getfixturevalue(SERVER_FIXTURES[combo.backend])
-    with fault_runtime() as rt:
+    with fault_runtime(request.getfixturevalue("test_ca_stack_settings")) as rt:
         subject = make_subject(rt, combo, servers, unique=f"f{secrets.token_hex(4)}")
         result = run_scenario(rt, combo, fault, subject)
         assert_nothing_leaked(rt)

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,7 +15,8 @@ import pytest
 from rotator.checks import access_key_works, eventually
 from rotator.dbservers import DatabaseServer
 from tests.conftest import assert_no_value_in
-from tests.integration.conftest import database_secret, new_password, unique_name
+from tests.integration.conftest import GROUP_TAGS, database_secret, new_password, unique_name
+from tests.support.serve import Served, serve
 
 pytestmark = pytest.mark.integration
 
@@ -25,49 +25,71 @@ SEEN_VALUES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """``rotator local serve --json`` in a subprocess; at the end its stderr (the function
-    logs) is scanned for every secret value the tests saw."""
-    command = [sys.executable, "-m", "rotator.cli", "local", "serve", "--json"]
+def served(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Served]:
+    """``rotator local serve --json`` in a subprocess, trusting the test CA; at the end its
+    stderr (the function logs) is scanned for every secret value the tests saw."""
+    test_ca = request.getfixturevalue("test_ca")
     log_path = tmp_path_factory.mktemp("serve") / "stderr.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=Path(__file__).resolve().parents[2],
-        )
-        try:
-            line = process.stdout.readline() if process.stdout else ""
-            assert line, "serve exited before printing its ready line"
-            yield json.loads(line)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
-    assert process.returncode == 0
+    with serve(log_path, test_ca.directory) as running:
+        yield running
+    assert running.process.returncode == 0
     logged = log_path.read_text()
     if SEEN_VALUES:  # this worker ran rotations (xdist may give it only the ready-line test)
         assert '"rotation_step"' in logged and '"level":"INFO"' in logged, "serve logged nothing"
     assert_no_value_in(logged, SEEN_VALUES)
 
 
+@pytest.fixture(scope="module")
+def endpoint(served: Served) -> dict[str, Any]:
+    return served.ready
+
+
 def _client(ready: dict[str, Any], service: str) -> Any:
+    """Signed with the key pair serve minted for this run (printed in its ready line)."""
     return boto3.client(
         service,
         endpoint_url=ready["endpoint_url"],
         region_name="us-east-1",
-        aws_access_key_id="anything",
-        aws_secret_access_key="anything",
+        aws_access_key_id=ready["aws_access_key_id"],
+        aws_secret_access_key=ready["aws_secret_access_key"],
     )
+
+
+def _rotate(ready: dict[str, Any], arn: str) -> None:
+    """RotateSecret, then wait until that rotation has ended (it runs asynchronously, as on
+    AWS): its version holds AWSCURRENT and no longer AWSPENDING, or an alert came."""
+    sm = _client(ready, "secretsmanager")
+    token = sm.rotate_secret(SecretId=arn, RotationLambdaARN=ready["router_function_arn"])[
+        "VersionId"
+    ]
+
+    def ended() -> bool:
+        stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"].get(token, [])
+        return stages == ["AWSCURRENT"] or _alert_waiting(ready, arn)
+
+    assert eventually(ended, timeout=90), "the rotation did not end"
+
+
+def _alert_waiting(ready: dict[str, Any], arn: str) -> bool:
+    """An alert about this secret is on the queue (peeked: it stays for whoever reads it)."""
+    messages = (
+        _client(ready, "sqs")
+        .receive_message(
+            QueueUrl=ready["alert_queue_url"], MaxNumberOfMessages=10, VisibilityTimeout=0
+        )
+        .get("Messages", [])
+    )
+    return any(arn in message["Body"] for message in messages)
 
 
 def test_the_ready_line_names_what_a_client_needs(endpoint: dict[str, Any]) -> None:
     assert endpoint["endpoint_url"].startswith("http://127.0.0.1:")
     assert endpoint["router_function_arn"].endswith(":function:rotator-router")
     assert "RotationStateMachine" in endpoint["state_machine_arns"]
-    assert endpoint["alert_queue_url"]
+    assert endpoint["alert_queue_url"] in _client(endpoint, "sqs").list_queues()["QueueUrls"]
+    assert endpoint["aws_access_key_id"] and endpoint["aws_secret_access_key"]
 
 
 def test_plain_boto3_rotates_a_user_created_outside_the_project(
@@ -80,7 +102,7 @@ def test_plain_boto3_rotates_a_user_created_outside_the_project(
         Name=f"serve/{username}", SecretString=json.dumps(database_secret(db_server, username, old))
     )["ARN"]
 
-    sm.rotate_secret(SecretId=arn, RotationLambdaARN=endpoint["router_function_arn"])
+    _rotate(endpoint, arn)
 
     new = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])["password"]
     SEEN_VALUES.update({f"{username} old": old, f"{username} new": new})
@@ -113,7 +135,7 @@ def test_a_rotation_that_must_fail_leaves_everything_and_sends_one_alert(
     arn = sm.create_secret(Name=f"serve/{username}", SecretString=json.dumps(wrong))["ARN"]
     current = sm.get_secret_value(SecretId=arn)["VersionId"]
 
-    sm.rotate_secret(SecretId=arn, RotationLambdaARN=endpoint["router_function_arn"])
+    _rotate(endpoint, arn)
 
     assert sm.get_secret_value(SecretId=arn)["VersionId"] == current
     assert postgres_server.can_login(username, real)
@@ -137,12 +159,14 @@ def test_plain_boto3_alternates_users_three_times_with_a_master_secret(
     master_arn = sm.create_secret(
         Name=f"serve/{master}",
         SecretString=json.dumps(database_secret(db_server, master, master_password)),
-        Tags=[{"Key": "SecretRotationMaster", "Value": "rotator"}],
+        Tags=[{"Key": "SecretRotationMaster", "Value": "rotator"}, *GROUP_TAGS],
     )["ARN"]
     original, password = unique_name("alt"), new_password()
     db_server.create_login(original, password)
     secret = database_secret(db_server, original, password, masterarn=master_arn)
-    arn = sm.create_secret(Name=f"serve/{original}", SecretString=json.dumps(secret))["ARN"]
+    arn = sm.create_secret(
+        Name=f"serve/{original}", SecretString=json.dumps(secret), Tags=GROUP_TAGS
+    )["ARN"]
     with (
         contextlib.closing(
             db_server.admin_connection("app" if db_server.engine == "postgres" else None)
@@ -162,7 +186,7 @@ def test_plain_boto3_alternates_users_three_times_with_a_master_secret(
 
     for expected in (f"{original}_clone", original, f"{original}_clone"):
         before = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
-        sm.rotate_secret(SecretId=arn, RotationLambdaARN=endpoint["router_function_arn"])
+        _rotate(endpoint, arn)
         current = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
         SEEN_VALUES[f"{expected} {current['password'][:4]}"] = current["password"]
         assert current["username"] == expected
@@ -184,7 +208,7 @@ def test_plain_boto3_rotates_iam_keys_twice_and_retires_the_old_one(
 ) -> None:
     iam, sm = _client(endpoint, "iam"), _client(endpoint, "secretsmanager")
     user = unique_name("svc")
-    iam.create_user(UserName=user)
+    iam.create_user(UserName=user, Tags=[{"Key": "SecretRotation", "Value": "rotator"}])
     key = iam.create_access_key(UserName=user)["AccessKey"]
     value = {
         "engine": "iam",
@@ -199,7 +223,7 @@ def test_plain_boto3_rotates_iam_keys_twice_and_retires_the_old_one(
 
     for _ in range(2):
         previous = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
-        sm.rotate_secret(SecretId=arn, RotationLambdaARN=endpoint["router_function_arn"])
+        _rotate(endpoint, arn)
         current = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
         SEEN_VALUES[f"{user} {current['access_key_id']}"] = current["secret_access_key"]
         assert current["access_key_id"] != previous["access_key_id"]
@@ -212,3 +236,29 @@ def test_plain_boto3_rotates_iam_keys_twice_and_retires_the_old_one(
     }
     assert not works(previous) and statuses.get(previous["access_key_id"], "Deleted") != "Active"
     assert works(current)
+
+
+def test_rotator_migrate_dry_run_reports_through_the_endpoint(
+    endpoint: dict[str, Any], postgres_server: DatabaseServer
+) -> None:
+    username, password = unique_name("mig"), new_password()
+    postgres_server.create_login(username, password)
+    sm = _client(endpoint, "secretsmanager")
+    name = f"serve/{username}"
+    sm.create_secret(
+        Name=name, SecretString=json.dumps(database_secret(postgres_server, username, password))
+    )
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": endpoint["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": endpoint["aws_secret_access_key"],
+    }
+    command = [sys.executable, "-m", "rotator.cli", "migrate", name, "--dry-run", "--json"]
+    command += ["--endpoint-url", endpoint["endpoint_url"], "--region", "us-east-1"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["strategy"] == "single-user" and report["blocked"] is False
+    assert password not in done.stdout + done.stderr
+    assert "RotationLambdaARN" not in sm.describe_secret(SecretId=name)  # dry run: unchanged

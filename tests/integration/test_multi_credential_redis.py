@@ -10,6 +10,7 @@ import pytest
 from rotator.checks import eventually
 from rotator.dbservers import DatabaseServer
 from tests.integration.conftest import (
+    GROUP_TAGS,
     create_master,
     database_secret,
     new_password,
@@ -26,7 +27,9 @@ def _redis_secret(rt: Any, server: DatabaseServer, *, master: bool) -> tuple[str
     extra = {"masterarn": create_master(rt, server)} if master else {}
     secret = database_secret(server, username, password, **extra)
     arn = rt.client("secretsmanager").create_secret(
-        Name=f"it/redis/{unique_name()}", SecretString=json.dumps(secret)
+        Name=f"it/redis/{unique_name()}",
+        SecretString=json.dumps(secret),
+        Tags=GROUP_TAGS,
     )["ARN"]
     return arn, username, password
 
@@ -70,7 +73,9 @@ def test_a_rotation_of_an_unknown_acl_user_creates_no_user(
     ghost = unique_name("ghost")
     secret = database_secret(redis_server, ghost, new_password(), masterarn=master_arn)
     arn = runtime.client("secretsmanager").create_secret(
-        Name=f"it/{unique_name()}", SecretString=json.dumps(secret)
+        Name=f"it/{unique_name()}",
+        SecretString=json.dumps(secret),
+        Tags=GROUP_TAGS,
     )["ARN"]
     outcome = runtime.rotate(arn)
     assert not outcome.succeeded
@@ -90,7 +95,9 @@ def test_hostile_acl_user_names_rotate(
     redis_server.create_login(unique, password)
     secret = database_secret(redis_server, unique, password)
     arn = runtime.client("secretsmanager").create_secret(
-        Name=f"it/{unique_name()}", SecretString=json.dumps(secret)
+        Name=f"it/{unique_name()}",
+        SecretString=json.dumps(secret),
+        Tags=GROUP_TAGS,
     )["ARN"]
     assert runtime.rotate(arn).succeeded
     new = secret_value(runtime, arn)["password"]
@@ -105,7 +112,9 @@ def test_a_guessed_password_and_a_master_add_nothing_to_someone_elses_user(
     master_arn = create_master(runtime, redis_server)
     secret = database_secret(redis_server, victim, "wrong-guess", masterarn=master_arn)
     arn = runtime.client("secretsmanager").create_secret(
-        Name=f"it/{unique_name()}", SecretString=json.dumps(secret)
+        Name=f"it/{unique_name()}",
+        SecretString=json.dumps(secret),
+        Tags=GROUP_TAGS,
     )["ARN"]
 
     outcome = runtime.rotate(arn)

@@ -12,6 +12,7 @@ import pytest
 
 from rotator.dbservers import DatabaseServer
 from tests.integration.conftest import (
+    GROUP_TAGS,
     database_secret,
     new_password,
     secret_value,
@@ -48,6 +49,7 @@ def test_single_user_rotates_under_a_validation_plugin(
     arn = runtime.client("secretsmanager").create_secret(
         Name=f"it/{unique_name()}",
         SecretString=json.dumps(database_secret(strict_mariadb, username, old)),
+        Tags=GROUP_TAGS,
     )["ARN"]
     assert runtime.rotate(arn).succeeded
     assert strict_mariadb.can_login(username, secret_value(runtime, arn)["password"])
@@ -63,13 +65,14 @@ def test_alternating_users_rotate_under_a_validation_plugin(
     master_arn = runtime.client("secretsmanager").create_secret(
         Name=f"it/{unique_name()}",
         SecretString=json.dumps(database_secret(strict_mariadb, master_user, master_password)),
-        Tags=[{"Key": "SecretRotationMaster", "Value": runtime.stack_name}],
+        Tags=[{"Key": "SecretRotationMaster", "Value": runtime.stack_name}, *GROUP_TAGS],
     )["ARN"]
     arn = runtime.client("secretsmanager").create_secret(
         Name=f"it/{unique_name()}",
         SecretString=json.dumps(
             database_secret(strict_mariadb, username, old, masterarn=master_arn)
         ),
+        Tags=GROUP_TAGS,
     )["ARN"]
     for _ in range(2):
         assert runtime.rotate(arn).succeeded
@@ -85,7 +88,7 @@ def test_a_policy_the_generated_password_cannot_meet_fails_once_and_says_what_to
     arn = runtime.client("secretsmanager").create_secret(
         Name=f"it/{unique_name()}",
         SecretString=json.dumps(database_secret(strict_mariadb, username, old)),
-        Tags=[{"Key": "RotationPasswordLength", "Value": "16"}],
+        Tags=[{"Key": "RotationPasswordLength", "Value": "16"}, *GROUP_TAGS],
     )["ARN"]
     with contextlib.closing(strict_mariadb.admin_connection()) as conn, conn.cursor() as cur:
         cur.execute("SET GLOBAL simple_password_check_minimal_length = 40")

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from rotator.dbservers import DatabaseServer
-from tests.conftest import assert_no_value_in, every_secret_value
+from tests.conftest import assert_no_value_in
 from tests.integration.conftest import (
+    GROUP_TAGS,
     create_app_user,
     create_master,
     database_secret,
@@ -68,6 +69,7 @@ def test_statement_logs_hold_no_generated_password(runtime: Any, db_server: Data
             SecretString=json.dumps(
                 database_secret(db_server, username, password, masterarn=master_arn)
             ),
+            Tags=GROUP_TAGS,
         )["ARN"]
         for arn in (single, alternating, alternating, alternating):
             assert runtime.rotate(arn).succeeded
@@ -76,9 +78,7 @@ def test_statement_logs_hold_no_generated_password(runtime: Any, db_server: Data
         "the log captured nothing"
     )
     # the test itself created the initial passwords through the admin connection in the clear
-    generated = {
-        k: v for k, v in every_secret_value(runtime).items() if v not in (initial, password)
-    }
+    generated = {k: v for k, v in runtime.secret_values().items() if v not in (initial, password)}
     generated = {k: v for k, v in generated.items() if "master" not in k}
     assert len(generated) >= 4
     assert_no_value_in(text, generated)

@@ -182,7 +182,7 @@ def test_a_crash_between_set_and_finish_is_completed_by_the_next_rotation(
     assert db_server.can_login(username, pending) and not db_server.can_login(username, old)
     assert secret_value(runtime, arn)["password"] == old
 
-    second = runtime.rotate(arn)
+    second = runtime.retry_rotation(arn)
 
     assert second.succeeded and second.reattempt and second.token == first.token
     assert secret_value(runtime, arn)["password"] == pending
@@ -328,7 +328,9 @@ def test_a_new_token_after_a_stuck_rotation_finds_the_stale_password_and_complet
     new = secret_value(runtime, arn)["password"]
     assert db_server.can_login(username, new) and not db_server.can_login(username, stale)
     stages = _stages(runtime, arn)
-    assert stages.get(stuck.token, []) == [] and stages[token] == ["AWSCURRENT"]
+    # invoked directly, not through RotateSecret: Secrets Manager's own clean-up of AWSPENDING
+    # after a successful rotation does not happen (the function only moves AWSCURRENT)
+    assert stages.get(stuck.token, []) == [] and set(stages[token]) == {"AWSCURRENT", "AWSPENDING"}
     assert _worker_outcomes(runtime, "SingleUserSetSecretFunction") == ["changed", "changed"]
 
 

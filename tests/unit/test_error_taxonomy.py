@@ -11,17 +11,22 @@ import pytest
 
 import rotation_core
 from rotation_core import exceptions
-from rotator.template import build_stack_spec, load_template
+from tools import asl
 
 CORE = Path(rotation_core.__file__).parent
 # Modules that run inside the router only (and the definitions); the rest runs in workers.
 ROUTER_ONLY = {"router.py", "handlers.py", "exceptions.py"}
+# As the Step Functions docs recommend retrying them (bp-lambda-serviceexception.html).
 LAMBDA_SERVICE_ERRORS = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
 }
+# A function that timed out: Sandbox.Timedout, or Lambda.Unknown (which unhandled errors and
+# timeouts can surface as).
+FUNCTION_TIMEOUTS = {"Sandbox.Timedout", "Lambda.Unknown"}
 GRACE_LOOP = "Plan the next test"
 
 
@@ -50,19 +55,32 @@ def _worker_raised() -> set[str]:
 TRANSIENT = {c.__name__ for c in exceptions.TRANSIENT_ERRORS}
 
 
+def _definitions() -> dict[str, dict[str, Any]]:
+    """The committed definitions with every ${...} filled (numbers with 1)."""
+    found = {}
+    for name in asl.MACHINES:
+        text = (asl.OUTPUT / name).read_text()
+        text = re.sub(r"(?<![\"'{])\$\{[A-Za-z0-9]+\}", "1", text)
+        found[name] = json.loads(text)
+    return found
+
+
+def _all_states(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state, those inside Parallel branches included."""
+    found = {}
+    for name, state in states.items():
+        found[name] = state
+        for branch in state.get("Branches", []):
+            found.update(_all_states(branch["States"]))
+    return found
+
+
 def _worker_tasks() -> list[tuple[str, dict[str, Any]]]:
-    spec = build_stack_spec(
-        load_template(),
-        stack_name="t",
-        region="us-east-1",
-        account="123456789012",
-        kms_key=("k", "arn:aws:kms:us-east-1:123456789012:key/k"),
-    )
     tasks = []
-    for machine in spec.state_machines.values():
-        for name, state in json.loads(machine.definition)["States"].items():
+    for machine, definition in _definitions().items():
+        for name, state in _all_states(definition["States"]).items():
             if state.get("Type") == "Task" and "lambda:invoke" in state.get("Resource", ""):
-                tasks.append((f"{machine.logical_id}: {name}", state))
+                tasks.append((f"{machine}: {name}", state))
     assert len(tasks) >= 5, "worker tasks missing from the state machines"
     return tasks
 
@@ -103,7 +121,7 @@ def test_transient_errors_are_retried_and_permanent_ones_never(
     retried = _retried(state)
     assert retried >= LAMBDA_SERVICE_ERRORS, state_name
     assert not (retried & (set(_taxonomy()) - TRANSIENT)), f"{state_name} retries a permanent error"
-    timeouts = {"States.Timeout", "Sandbox.Timedout"}
+    timeouts = {"States.Timeout", *FUNCTION_TIMEOUTS}
     if state_name.endswith("Test pending secret"):
         # testSecret retries inside the grace budget, through the loop, not Retry
         assert retried == LAMBDA_SERVICE_ERRORS, state_name
@@ -111,9 +129,9 @@ def test_transient_errors_are_retried_and_permanent_ones_never(
         assert not (_caught(state, GRACE_LOOP) - TRANSIENT - timeouts), state_name
     else:
         # a worker that timed out is retried too: every step is idempotent
-        assert retried - LAMBDA_SERVICE_ERRORS == raised_transient | {"Sandbox.Timedout"}, (
-            state_name
-        )
+        # every transient class of the taxonomy (the generator reads TRANSIENT_ERRORS)
+        assert raised_transient <= TRANSIENT
+        assert retried - LAMBDA_SERVICE_ERRORS == TRANSIENT | FUNCTION_TIMEOUTS, state_name
     for retrier in state["Retry"]:
         assert retrier.get("JitterStrategy") == "FULL" and retrier.get("MaxDelaySeconds"), (
             state_name
@@ -125,3 +143,63 @@ def test_every_raised_error_is_caught_by_name(state_name: str, state: dict[str, 
     missing = _worker_raised() - _caught(state)
     assert not missing, f"{state_name} does not catch {sorted(missing)}"
     assert "States.ALL" in _caught(state), f"{state_name} lets unexpected errors escape the alert"
+
+
+@pytest.mark.parametrize(("state_name", "state"), _worker_tasks())
+def test_every_class_of_the_taxonomy_is_caught_by_name(
+    state_name: str, state: dict[str, Any]
+) -> None:
+    assert set(_taxonomy()) <= _caught(state), state_name
+
+
+def test_the_committed_state_machines_are_what_the_generator_makes() -> None:
+    for name, text in asl.generated().items():
+        assert (asl.OUTPUT / name).read_text() == text, f"{name} is stale: run make asl"
+
+
+def _paths_to(states: dict[str, Any], target: str) -> set[str]:
+    """States from which ``target`` can be reached (transitions, Catch and Default)."""
+    edges: dict[str, set[str]] = {}
+    for name, state in states.items():
+        nexts = {state.get("Next"), state.get("Default")}
+        nexts |= {c.get("Next") for c in state.get("Choices", [])}
+        nexts |= {c.get("Next") for c in state.get("Catch", [])}
+        edges[name] = {n for n in nexts if n}
+    reach, changed = {target}, True
+    while changed:
+        changed = False
+        for name, nexts in edges.items():
+            if name not in reach and nexts & reach:
+                reach.add(name)
+                changed = True
+    return reach
+
+
+@pytest.mark.parametrize("machine", sorted(asl.MACHINES))
+def test_every_state_that_can_fail_has_a_catch_that_leads_to_the_alert(machine: str) -> None:
+    states = _definitions()[machine]["States"]
+    to_alert = _paths_to(states, "Publish alert") | _paths_to(states, "Publish a plain alert")
+    for name, state in states.items():
+        kind = state["Type"]
+        if kind in ("Task", "Parallel"):
+            assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), name
+            assert all(
+                c["Next"] in to_alert or c["Next"].endswith("failed") for c in state["Catch"]
+            )
+        if kind == "Pass":
+            # a top-level Pass state cannot have a Catch: it may only hold constants
+            text = json.dumps({k: v for k, v in state.items() if k != "Comment"})
+            computes = "States." in text or any(
+                key.endswith(".$") and value != "$$.Execution.Id"
+                for key, value in state.get("Parameters", {}).items()
+            )
+            assert not computes, f"{name} evaluates paths or intrinsics outside a guard"
+
+
+def test_the_grace_backoff_never_draws_from_an_empty_range() -> None:
+    # AWS's States.MathRandom excludes its end value: MathRandom(1, Cap) is empty for Cap = 1.
+    text = (asl.OUTPUT / "rotation.asl.json").read_text()
+    draws = re.findall(r"States\.MathRandom\(([^,]+), ([^)]+)\)", text)
+    assert draws == [("1", "$.Grace.End")]
+    states = _all_states(_definitions()["rotation.asl.json"]["States"])
+    assert states["Charge the wait"]["Parameters"]["End.$"] == "States.MathAdd($.Grace.Cap, 1)"

@@ -109,3 +109,26 @@ def test_a_bad_password_is_never_echoed() -> None:
 
 def test_credentials_never_show_the_password_in_repr() -> None:
     assert SECRET["password"] not in repr(DatabaseCredentials.from_secret(SECRET))
+
+
+def test_every_schema_is_versioned_and_secret_schemas_keep_unknown_keys() -> None:
+    import json
+    from importlib import resources
+
+    for path in resources.files("rotation_core.schemas").iterdir():
+        if not path.name.endswith(".schema.json"):
+            continue
+        schema = json.loads(path.read_text("utf-8"))
+        assert schema["$id"].endswith(f"/v{schema['version']}"), path.name
+        if path.name.endswith("-secret.schema.json"):
+            # other keys of a secret are carried to the next version untouched
+            assert schema.get("additionalProperties", True) is not False, path.name
+
+
+def test_the_step_input_schema_version_is_the_routers_input_version() -> None:
+    from rotation_core.models import STEP_INPUT_VERSION
+    from rotation_core.schema import load_schema
+
+    schema = load_schema("step-input")
+    assert schema["version"] == STEP_INPUT_VERSION
+    assert STEP_INPUT_VERSION in schema["properties"]["InputVersion"]["enum"]

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 from rotation_core.exceptions import InvalidConfigurationError
 
@@ -62,3 +63,46 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         _overlay.reset(token)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The function's deployment settings, read once per invocation (template parameters)."""
+
+    region: str | None
+    log_level: str
+    sealing_key_arn: str | None
+    state_machine_arn: str | None
+    retirement_state_machine_arn: str | None
+    password_length: str | None
+    exclude_characters: str | None
+    poll_initial_seconds: float
+    poll_max_seconds: float
+    retire_after_seconds: int | None
+    postgres_scram_only: bool
+    alert_topic_arn: str | None
+    router_log_group: str | None
+
+    @classmethod
+    def load(cls) -> Settings:
+        return cls(
+            region=setting("AWS_REGION") or setting("AWS_DEFAULT_REGION"),
+            log_level=str(setting("POWERTOOLS_LOG_LEVEL") or "INFO").upper(),
+            sealing_key_arn=setting("SEALING_KEY_ARN") or None,
+            state_machine_arn=setting("STATE_MACHINE_ARN") or None,
+            retirement_state_machine_arn=setting("RETIREMENT_STATE_MACHINE_ARN") or None,
+            password_length=setting("PASSWORD_LENGTH"),
+            exclude_characters=setting("EXCLUDE_CHARACTERS"),
+            poll_initial_seconds=float_setting("POLL_INITIAL_SECONDS", 0.2),
+            poll_max_seconds=float_setting("POLL_MAX_SECONDS", 2.0),
+            retire_after_seconds=int_setting("RETIRE_AFTER_SECONDS", 0) or None,
+            postgres_scram_only=(setting("POSTGRES_SCRAM_ONLY") or "").lower() == "true",
+            alert_topic_arn=setting("ALERT_TOPIC_ARN") or None,
+            router_log_group=setting("ROUTER_LOG_GROUP") or None,
+        )
+
+    def required(self, name: str) -> str:
+        value = getattr(self, name)
+        if not value:
+            raise InvalidConfigurationError(f"environment setting {name.upper()!r} is not set")
+        return str(value)

@@ -112,12 +112,29 @@ class AwsRequestError(PermanentError):
         self.code = code
 
 
+class ServerIdentityError(PermanentError):
+    """The server did not prove who it is (TLS certificate chain or host name), offered no TLS
+    where TLS is required, or asked for an authentication that would expose the password.
+    Nothing secret was sent."""
+
+
 class DatabaseError(PermanentError):
     """The database refused a statement for a reason retrying will not change."""
 
 
 class PasswordPolicyError(PermanentError):
     """The database's password policy refused the generated password."""
+
+
+class UnexpectedError(PermanentError):
+    """Something the rotation code did not anticipate failed. The message names only the
+    exception's class: a driver's own message may quote a statement or a value."""
+
+
+class RouterStoppedWaitingError(PermanentError):
+    """A single-user change succeeded after the router stopped waiting for its step; the state
+    machine rolled it back (clients would otherwise stay locked out until Secrets Manager's
+    retry). Raised by no worker: the rotation state machine's own error name."""
 
 
 class StepFailedError(PermanentError):
@@ -149,5 +166,8 @@ PERMANENT_ERRORS: tuple[type[RotationError], ...] = (
     AwsRequestError,
     DatabaseError,
     PasswordPolicyError,
+    ServerIdentityError,
+    UnexpectedError,
+    RouterStoppedWaitingError,
     StepFailedError,
 )

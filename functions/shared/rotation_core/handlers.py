@@ -1,25 +1,34 @@
-"""Glue between Lambda handlers and the domain: lazily built clients, logging, metrics.
+"""The composition root: Lambda handlers wired to the domain through the adapters, once.
 
-Handlers in ``functions/*/app.py`` stay a few lines long: they name a domain function and
-let :func:`worker` / :func:`router_handler` do the parsing and wiring.
+Handlers in ``functions/*/app.py`` stay a few lines long: they name a domain function and let
+:func:`worker` / :func:`route` / :func:`safety_net` parse the event, read the settings once,
+build the adapters (clients lazily, cached per process) and hand the ports to the domain.
+Nothing below this module imports an adapter on its own.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rotation_core import config
-from rotation_core.aws import Sealer, SecretReader, SecretWriter
-from rotation_core.backends.iam_keys import IamKeys
-from rotation_core.exceptions import RotationError
+from rotation_core import adapters
+from rotation_core.adapters.credentials import Wiring, backend_for
+from rotation_core.adapters.kms import KmsSealer
+from rotation_core.adapters.secretsmanager import SecretsManagerReader, SecretsManagerWriter
+from rotation_core.adapters.stepfunctions import StepFunctionsRunner
+from rotation_core.config import Settings
+from rotation_core.connection import ConnectionPolicy
+from rotation_core.exceptions import RotationError, UnexpectedError
 from rotation_core.models import PasswordPolicy, StepInput
 from rotation_core.observability import logger, metrics
 from rotation_core.router import Router, RouterConfig
 from rotation_core.strategies.common import WorkerContext
+from rotation_core.tls import TlsSettings
+from rotation_core.vocabulary import StepResult
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -34,9 +43,9 @@ _CONTEXT_KEYS = [
 ]
 
 
-def _bind(context: Any) -> None:
+def _bind(context: Any, settings: Settings) -> None:
     # The function's own log level (the local runtime runs every function in one process).
-    logger.setLevel(str(config.setting("POWERTOOLS_LOG_LEVEL") or "INFO").upper())
+    logger.setLevel(settings.log_level)
     # Thread-local keys: in the local runtime the router and its workers share one process.
     logger.thread_safe_append_keys(
         function_name=getattr(context, "function_name", None),
@@ -56,85 +65,113 @@ def _client(service: str, region: str | None) -> Any:
     )  # type: ignore[call-overload]
 
 
-def client(service: str) -> Any:
-    return _client(service, config.setting("AWS_REGION") or config.setting("AWS_DEFAULT_REGION"))
+def _clients(settings: Settings) -> Callable[[str], Any]:
+    """Clients of the function's region (cached per process: one per service and region)."""
+    return lambda service: _client(service, settings.region)
 
 
-def _sts_for(key_id: str, secret: str) -> Any:
-    """An STS client signing with a given key pair (to test a new access key)."""
-    import boto3
+def _sts_for(region: str | None) -> Callable[[str, str], Any]:
+    """STS clients signing with a given key pair (to test an access key)."""
 
-    return boto3.client(
-        "sts",
-        region_name=config.setting("AWS_REGION") or config.setting("AWS_DEFAULT_REGION"),
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
+    def sts(key_id: str, secret: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            "sts", region_name=region, aws_access_key_id=key_id, aws_secret_access_key=secret
+        )
+
+    return sts
+
+
+def connection_policy(context: Any, settings: Settings) -> ConnectionPolicy:
+    """TLS policy from the deployment's settings; timeouts from the invocation's deadline."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return ConnectionPolicy(
+        tls=TlsSettings.from_environment(),
+        remaining=(lambda: remaining() / 1000.0) if remaining else ConnectionPolicy().remaining,
+        scram_only=settings.postgres_scram_only,
     )
 
 
-def worker_context() -> WorkerContext:
-    key = config.setting("SEALING_KEY_ARN")
+def worker_context(context: Any = None, settings: Settings | None = None) -> WorkerContext:
+    settings = settings or Settings.load()
+    client = _clients(settings)
+    policy = connection_policy(context, settings)
+    wiring = Wiring(client=client, sts_for=_sts_for(settings.region), policy=policy)
     return WorkerContext(
-        secrets=SecretReader(client("secretsmanager")),
-        sealer=Sealer(client("kms"), key) if key else None,
-        iam_keys=lambda: IamKeys(client("iam"), _sts_for),
+        secrets=SecretsManagerReader(client("secretsmanager")),
+        sealer=KmsSealer(client("kms"), settings.sealing_key_arn)
+        if settings.sealing_key_arn
+        else None,
+        engines=lambda engine: adapters.engine_for(engine, policy),
+        credentials=lambda engine: backend_for(engine, wiring),
+        retire_after_seconds=settings.retire_after_seconds,
     )
 
 
-def worker(step_fn: Callable[[WorkerContext, StepInput], dict[str, Any]]) -> Handler:
+def worker(step_fn: Callable[[WorkerContext, StepInput], StepResult]) -> Handler:
     """Wrap a domain step function as a worker Lambda handler."""
 
     @functools.wraps(step_fn)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        _bind(context)
-        step = StepInput.parse(event)
-        logger.thread_safe_append_keys(
-            secret_name=step.secret_name,
-            step=step.step,
-            strategy=step.strategy,
-            engine=step.engine,
-            token=step.token,
-        )
+        settings = Settings.load()
+        _bind(context, settings)
         try:
-            result = step_fn(worker_context(), step)
+            step = StepInput.parse(event)
+            logger.thread_safe_append_keys(
+                secret_name=step.secret_name,
+                step=str(step.step),
+                strategy=str(step.strategy),
+                engine=step.engine,
+                token=step.token,
+            )
+            result = step_fn(worker_context(context, settings), step)
         except RotationError as exc:
             logger.error(
                 "step failed", extra={"error_class": type(exc).__name__, "reason": str(exc)}
             )
             raise
+        except Exception as exc:
+            raise _unexpected(
+                exc, str(event.get("Step") if isinstance(event, dict) else "")
+            ) from None
         else:
-            logger.info("step done", extra={"outcome": result.get("Outcome", "sealed")})
+            logger.info("step done", extra={"outcome": str(result.outcome or "sealed")})
         finally:
             logger.thread_safe_remove_keys(_CONTEXT_KEYS)
-        return result
+        return result.payload()
 
     return handler
 
 
-def build_router() -> Router:
+def build_router(settings: Settings | None = None) -> Router:
+    settings = settings or Settings.load()
     defaults = PasswordPolicy(
-        length=config.int_setting("PASSWORD_LENGTH", PasswordPolicy.length),
-        exclude_characters=config.setting("EXCLUDE_CHARACTERS", PasswordPolicy.exclude_characters)
-        or "",
+        length=int(settings.password_length or PasswordPolicy.length),
+        exclude_characters=settings.exclude_characters
+        if settings.exclude_characters is not None
+        else PasswordPolicy.exclude_characters,
     )
     defaults.check()
+    client = _clients(settings)
     return Router(
-        SecretWriter(client("secretsmanager")),
-        client("stepfunctions"),
-        Sealer(client("kms"), config.required_setting("SEALING_KEY_ARN")),
+        SecretsManagerWriter(client("secretsmanager")),
+        StepFunctionsRunner(client("stepfunctions")),
+        KmsSealer(client("kms"), settings.required("sealing_key_arn")),
         RouterConfig(
-            state_machine_arn=config.required_setting("STATE_MACHINE_ARN"),
-            retirement_state_machine_arn=config.setting("RETIREMENT_STATE_MACHINE_ARN"),
+            state_machine_arn=settings.required("state_machine_arn"),
+            retirement_state_machine_arn=settings.retirement_state_machine_arn,
             default_policy=defaults,
-            poll_initial_seconds=config.float_setting("POLL_INITIAL_SECONDS", 0.2),
-            poll_max_seconds=config.float_setting("POLL_MAX_SECONDS", 2.0),
+            poll_initial_seconds=settings.poll_initial_seconds,
+            poll_max_seconds=settings.poll_max_seconds,
         ),
     )
 
 
 def route(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The router's handler body: one Secrets Manager step, recorded as a metric."""
-    _bind(context)
+    settings = Settings.load()
+    _bind(context, settings)
     remaining = getattr(context, "get_remaining_time_in_millis", None)
 
     def remaining_seconds() -> float:
@@ -142,43 +179,67 @@ def route(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     step = event.get("Step") if isinstance(event, dict) else None
     try:
-        result = build_router().handle(event, remaining_seconds)
+        result = build_router(settings).handle(event, remaining_seconds)
     except RotationError as exc:
         logger.error(
             "rotation step failed", extra={"error_class": type(exc).__name__, "reason": str(exc)}
         )
         _count("StepFailed", step)
         raise
+    except Exception as exc:
+        _count("StepFailed", step)
+        raise _unexpected(exc, str(step)) from None
     else:
         _count("StepSucceeded", step)
-        logger.info("rotation step done", extra={"outcome": result["Outcome"]})
+        logger.info("rotation step done", extra={"outcome": str(result["Outcome"])})
     finally:
         logger.thread_safe_remove_keys(_CONTEXT_KEYS)
-    return result
+    return {k: str(v) if k == "Outcome" else v for k, v in result.items()}
 
 
 def safety_net(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The alert safety net's handler body (RotationFailed events, the failed-executions alarm)."""
+    from rotation_core.adapters.aws_errors import aws_errors
     from rotation_core.safety_net import SafetyNet, SafetyNetConfig
 
-    _bind(context)
-    region = config.setting("AWS_REGION") or config.setting("AWS_DEFAULT_REGION") or ""
+    settings = Settings.load()
+    _bind(context, settings)
+    client = _clients(settings)
+    topic = settings.required("alert_topic_arn")
+
+    def publish(subject: str, body: dict[str, Any]) -> None:
+        with aws_errors("Publish"):
+            client("sns").publish(
+                TopicArn=topic, Subject=subject, Message=json.dumps(body, sort_keys=True)
+            )
+
     net = SafetyNet(
-        client("stepfunctions"),
-        client("sns"),
-        client("secretsmanager"),
+        StepFunctionsRunner(client("stepfunctions")),
+        publish,
+        SecretsManagerReader(client("secretsmanager")),
         SafetyNetConfig(
-            alert_topic_arn=config.required_setting("ALERT_TOPIC_ARN"),
-            rotation_state_machine_arn=config.required_setting("STATE_MACHINE_ARN"),
-            retirement_state_machine_arn=config.required_setting("RETIREMENT_STATE_MACHINE_ARN"),
-            router_log_group=config.setting("ROUTER_LOG_GROUP") or "",
-            region=region,
+            alert_topic_arn=topic,
+            rotation_state_machine_arn=settings.required("state_machine_arn"),
+            retirement_state_machine_arn=settings.required("retirement_state_machine_arn"),
+            router_log_group=settings.router_log_group or "",
+            region=settings.region or "",
         ),
     )
     try:
-        return net.handle(event)
+        answer = net.handle(event)
+        return {k: str(v) if k == "Outcome" else v for k, v in answer.items()}
     finally:
         logger.thread_safe_remove_keys(_CONTEXT_KEYS)
+
+
+def _unexpected(exc: Exception, step: str) -> UnexpectedError:
+    """Any exception outside the taxonomy leaves as UnexpectedError naming only its class:
+    drivers put statements, characters and sometimes values into their messages."""
+    logger.error(
+        "step failed unexpectedly",
+        extra={"error_class": "UnexpectedError", "cause_class": type(exc).__name__},
+    )
+    return UnexpectedError(f"{step} failed with an unexpected {type(exc).__name__}")
 
 
 def _count(name: str, step: Any) -> None:

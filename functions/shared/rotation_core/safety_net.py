@@ -15,13 +15,27 @@ succeeded). The state machine's alert is the primary one; this is the net under 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from rotation_core.aws import aws_errors
 from rotation_core.observability import logger
+from rotation_core.ports import SecretStore
 from rotation_core.router import belongs_to_rotation
+from rotation_core.vocabulary import Outcome
+
+
+class ExecutionHistory(Protocol):
+    """What the safety net reads of Step Functions."""
+
+    def executions(self, machine: str) -> list[dict[str, Any]]: ...
+
+    def published_alert(self, execution_arn: str) -> bool: ...
+
+
+#: publish(subject, body): one message on the alert topic
+Publish = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -35,8 +49,15 @@ class SafetyNetConfig:
 
 
 class SafetyNet:
-    def __init__(self, sfn: Any, sns: Any, secrets: Any, config: SafetyNetConfig) -> None:
-        self._sfn, self._sns, self._secrets, self._config = sfn, sns, secrets, config
+    def __init__(
+        self,
+        history: ExecutionHistory,
+        publish: Publish,
+        secrets: SecretStore,
+        config: SafetyNetConfig,
+    ) -> None:
+        self._history, self._publish_message = history, publish
+        self._secrets, self._config = secrets, config
 
     def handle(self, event: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
         now = now or datetime.now(UTC)
@@ -48,7 +69,7 @@ class SafetyNet:
         logger.warning(
             "ignoring an event the safety net does not know", extra={"keys": sorted(event)}
         )
-        return {"Outcome": "ignored"}
+        return {"Outcome": Outcome.IGNORED}
 
     # --- Secrets Manager: RotationFailed ----------------------------------------------------------
 
@@ -61,29 +82,30 @@ class SafetyNet:
         )
         if not secret_id:
             logger.warning("RotationFailed event without a secret id")
-            return {"Outcome": "ignored"}
-        with aws_errors("DescribeSecret"):
-            meta = self._secrets.describe_secret(SecretId=secret_id)
-        arn, name = meta["ARN"], meta["Name"]
+            return {"Outcome": Outcome.IGNORED}
+        meta = self._secrets.describe(secret_id)
+        arn, name = meta.arn, meta.name
         # The failed rotation left AWSPENDING on its token; only that rotation's executions
         # count (an alert about an earlier rotation of the same secret does not cover this one).
-        stages = meta.get("VersionIdsToStages", {})
+        stages = meta.versions
         token = next(
             (v for v, s in stages.items() if "AWSPENDING" in s and "AWSCURRENT" not in s), None
         )
         mine = [
             e
-            for e in self._executions(self._config.rotation_state_machine_arn, now)
+            # the token names the rotation: however far apart Secrets Manager's retries are,
+            # an alert of any earlier execution of this token covers it (no look-back here)
+            for e in self._executions(self._config.rotation_state_machine_arn, now, all_time=True)
             if token is not None and belongs_to_rotation(e["name"], arn, token)
         ]
         if any(e["status"] == "RUNNING" for e in mine):
             # the router gave up waiting (its timeout); the execution will announce itself
             logger.info("its execution is still running", extra={"secret_name": name})
-            return {"Outcome": "still-running"}
+            return {"Outcome": Outcome.STILL_RUNNING}
         failed = [e for e in mine if e["status"] == "FAILED"]
         if any(self._announced(e["executionArn"]) for e in failed):
             logger.info("already announced by its execution", extra={"secret_name": name})
-            return {"Outcome": "already-announced"}
+            return {"Outcome": Outcome.ALREADY_ANNOUNCED}
         self._publish(
             f"Secret rotation failed: {_short(name)} (outside the state machine)",
             {
@@ -105,7 +127,7 @@ class SafetyNet:
                 ),
             },
         )
-        return {"Outcome": "announced"}
+        return {"Outcome": Outcome.ANNOUNCED}
 
     # --- CloudWatch alarm on failed executions ----------------------------------------------------
 
@@ -114,14 +136,11 @@ class SafetyNet:
         # must not announce again what an earlier one did.
         alarm = _alarm_message(event)
         changed = _parse_time(alarm.get("StateChangeTime")) or now
-        trigger = alarm.get("Trigger") or {}
-        window = timedelta(
-            seconds=int(trigger.get("Period", 300)) * int(trigger.get("EvaluationPeriods", 1)) + 60
-        )
+        window = timedelta(seconds=_period(alarm) * _evaluation_periods(alarm) + 60)
         failed = [
             e
             for e in self._executions(self._config.retirement_state_machine_arn, changed)
-            if e["status"] == "FAILED" and changed - window <= _stopped(e) <= changed
+            if e["status"] in _UNFINISHED and changed - window <= _stopped(e) <= changed
         ]
         silent = [e for e in failed if not self._announced(e["executionArn"])]
         for execution in silent:
@@ -136,45 +155,30 @@ class SafetyNet:
                     "console_url": _console_url(self._config.region, execution["executionArn"]),
                 },
             )
-        return {"Outcome": "announced" if silent else "already-announced", "Announced": len(silent)}
+        return {
+            "Outcome": Outcome.ANNOUNCED if silent else Outcome.ALREADY_ANNOUNCED,
+            "Announced": len(silent),
+        }
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def _executions(self, machine: str, now: datetime) -> list[dict[str, Any]]:
-        """Executions running now or stopped in the look-back window."""
+    def _executions(
+        self, machine: str, now: datetime, *, all_time: bool = False
+    ) -> list[dict[str, Any]]:
+        """Executions running now or stopped in the look-back window (every one: ``all_time``)."""
         since = now - self._config.lookback
-        found: list[dict[str, Any]] = []
-        with aws_errors("ListExecutions"):
-            pages = self._sfn.get_paginator("list_executions").paginate(stateMachineArn=machine)
-            for page in pages:
-                for execution in page["executions"]:
-                    if execution["status"] == "RUNNING" or _stopped(execution) >= since:
-                        found.append(execution)
-        return found
+        return [
+            e
+            for e in self._history.executions(machine)
+            if all_time or e["status"] == "RUNNING" or _stopped(e) >= since
+        ]
 
     def _announced(self, execution_arn: str) -> bool:
         """True when the execution's ``Publish alert`` task succeeded."""
-        with aws_errors("GetExecutionHistory"):
-            pages = self._sfn.get_paginator("get_execution_history").paginate(
-                executionArn=execution_arn
-            )
-            for page in pages:
-                for history in page["events"]:
-                    details = history.get("taskSucceededEventDetails") or {}
-                    if (
-                        details.get("resourceType") == "sns"
-                        and details.get("resource") == "publish"
-                    ):
-                        return True
-        return False
+        return self._history.published_alert(execution_arn)
 
     def _publish(self, subject: str, body: dict[str, Any]) -> None:
-        with aws_errors("Publish"):
-            self._sns.publish(
-                TopicArn=self._config.alert_topic_arn,
-                Subject=subject[:100],
-                Message=json.dumps(body, sort_keys=True),
-            )
+        self._publish_message(subject[:100], body)
         logger.info("safety-net alert published", extra={"subject": subject[:100]})
 
     def _log_url(self) -> str:
@@ -183,6 +187,27 @@ class SafetyNet:
             f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
             f"#logsV2:log-groups/log-group/{group}"
         )
+
+
+#: how a retirement can end without finishing; the alarm counts all three (metric math)
+_UNFINISHED = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+
+
+def _period(alarm: dict[str, Any]) -> int:
+    """The alarm's period: top-level for a single metric, per metric for metric math."""
+    trigger = alarm.get("Trigger") or {}
+    if "Period" in trigger:
+        return int(trigger["Period"])
+    periods = [
+        int(((m.get("MetricStat") or {}).get("Period")) or 0)
+        for m in trigger.get("Metrics") or []
+        if isinstance(m, dict)
+    ]
+    return max(periods, default=0) or 300
+
+
+def _evaluation_periods(alarm: dict[str, Any]) -> int:
+    return int((alarm.get("Trigger") or {}).get("EvaluationPeriods", 1))
 
 
 def _stopped(execution: dict[str, Any]) -> datetime:

@@ -1,1 +1,0 @@
-"""Credential backends for multi-credential rotation (one identity, two live credentials)."""
