@@ -155,6 +155,18 @@ def test_every_strategy_with_failures_rollbacks_and_retirements_uses_exactly_the
         assert any(not inv.failed for inv in _invocations(rt, "SingleUserRollbackFunction"))
         assert postgres_server.can_login(user, secret_value(rt, arn)["password"])
 
+        # single-user set by the master (tag SecretRotationSetBy=master): createSecret checks
+        # the master logs in, setSecret has it set the user's password
+        arn, _user, _password = create_app_user(rt, postgres_server, masterarn=master)
+        rt.client("secretsmanager").tag_resource(
+            SecretId=arn,
+            Tags=[
+                {"Key": "RotationStrategy", "Value": "single-user"},
+                {"Key": "SecretRotationSetBy", "Value": "master"},
+            ],
+        )
+        assert rt.rotate(arn).succeeded
+
         # alternating users (with the master)
         assert rt.rotate(_alternating_secret(rt, postgres_server)).succeeded
 

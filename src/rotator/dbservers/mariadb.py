@@ -75,6 +75,9 @@ class MariaDBServer(DatabaseServer):
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
                 "--skip-name-resolve",
+                # the bootstrap server's temporary tables stay in our directory, not a /tmp
+                # shared with every other process (passed through to mariadbd --bootstrap)
+                f"--tmpdir={self.work_dir / 'tmp'}",
                 *_TUNING,
             ],
             "mariadb-install-db",
