@@ -95,6 +95,31 @@ def catch_all(next_state: str, result_path: str | None = "$.failure") -> list[di
     ]
 
 
+def retried_by_workers() -> list[str]:
+    """The error names a worker task's ``Retry`` retries (the rest fail at once)."""
+    return transient() + LAMBDA_SERVICE_ERRORS + FUNCTION_TIMEOUTS
+
+
+def failure_description(name: str, retries_allowed: Any) -> dict[str, Any]:
+    """The alert for a failed step; ``retries_allowed`` is how many retries the error had."""
+    return alert_description(
+        name,
+        f"Write the failure alert ({'retried' if retries_allowed else 'not retried'})",
+        {
+            **common_fields(),
+            "step.$": "$.Step",
+            "rolled_back": "nothing needed: the failing step changed nothing clients use",
+            "retries_allowed": retries_allowed,
+            "next_steps.$": advice(
+                "Fix what the error names (the cause of the failed state, in the execution, tells more). "
+                + RECOVERY
+            ),
+        },
+        "Identifiers and the error class only, never a value. The cause stays in the execution history.",
+        then=FIRST_FAILURE,
+    )
+
+
 def worker_task(
     comment: str, function: str, *, next_state: str | None, result_path: str, selector: str
 ) -> dict[str, Any]:
@@ -106,7 +131,7 @@ def worker_task(
         "Parameters": {"FunctionName.$": function, "Payload.$": "$"},
         "ResultPath": result_path,
         "ResultSelector": {f"{selector}.$": f"$.Payload.{selector}"},
-        "Retry": [retry(transient() + LAMBDA_SERVICE_ERRORS + FUNCTION_TIMEOUTS)],
+        "Retry": [retry(retried_by_workers())],
     }
     if next_state is None:
         state["OutputPath"] = result_path
@@ -802,22 +827,27 @@ def rotation() -> dict[str, Any]:
             "ResultPath": "$.failure",
             "Next": "Describe the failure",
         },
-        **alert_description(
-            "Describe the failure",
-            "Write the failure alert",
-            {
-                **common_fields(),
-                "step.$": "$.Step",
-                "rolled_back": "nothing needed: the failing step changed nothing clients use",
-                "retries_allowed": sub("RetryMaxAttempts"),
-                "next_steps.$": advice(
-                    "Fix what the error names (the cause of the failed state, in the execution, tells more). "
-                    + RECOVERY
-                ),
-            },
-            "Identifiers and the error class only, never a value. The cause stays in the execution history.",
-            then=FIRST_FAILURE,
-        ),
+        "Describe the failure": {
+            "Type": "Choice",
+            "Comment": "Only errors a worker's Retry names were retried (RetryMaxAttempts times); a permanent error, or one raised outside a worker, failed at once.",
+            "Choices": [
+                {
+                    "Variable": "$.failure.Error",
+                    "IsPresent": False,
+                    "Next": "Describe the unretried failure",
+                },
+                {
+                    "Or": [
+                        {"Variable": "$.failure.Error", "StringEquals": name}
+                        for name in retried_by_workers()
+                    ],
+                    "Next": "Describe the failure after retries",
+                },
+            ],
+            "Default": "Describe the unretried failure",
+        },
+        **failure_description("Describe the failure after retries", sub("RetryMaxAttempts")),
+        **failure_description("Describe the unretried failure", 0),
         **alert_description(
             "Describe the failed test",
             "Write the failed-test alert",
@@ -948,7 +978,7 @@ def retirement_task(comment: str, action: str, next_state: str, result_path: str
         },
         "ResultPath": result_path,
         "ResultSelector": {"Outcome.$": "$.Payload.Outcome"},
-        "Retry": [retry(transient() + LAMBDA_SERVICE_ERRORS + FUNCTION_TIMEOUTS)],
+        "Retry": [retry(retried_by_workers())],
         "Catch": catch_all("Describe the failure"),
         "Next": next_state,
     }

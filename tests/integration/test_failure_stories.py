@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rotator.dbservers import DatabaseServer
+from rotator.local import FAST_PARAMETERS
 from tests.integration.conftest import new_password, secret_value, unique_name
 from tests.support.proxy import FlakyProxy
 
@@ -80,3 +81,45 @@ def test_the_database_stops_answering_mid_rotation_clients_keep_a_working_curren
     assert db_server.can_login(username, new) and not db_server.can_login(username, old)
     assert runtime.alerts() == []
     proxy.close()
+
+
+def test_a_database_down_from_the_start_is_retried_and_the_alert_says_how_often(
+    runtime: Any, db_server: DatabaseServer
+) -> None:
+    """A transient error (the database does not answer at createSecret) is retried
+    RetryMaxAttempts times before the alert; the alert says so (a permanent error's says 0,
+    see test_a_wrong_current_password_fails_once_and_changes_nothing)."""
+    proxy = FlakyProxy(db_server.host, db_server.port)
+    username, old = unique_name(), new_password()
+    db_server.create_login(username, old)
+    secret = {
+        "engine": "mariadb" if db_server.engine == "mariadb" else "postgres",
+        "host": "127.0.0.1",
+        "port": proxy.port,
+        "username": username,
+        "password": old,
+        "dbname": "app",
+    }
+    arn = runtime.client("secretsmanager").create_secret(
+        Name=f"story/{username}", SecretString=json.dumps(secret)
+    )["ARN"]
+    proxy.down_for(3600)
+    try:
+        outcome = runtime.rotate(arn)
+    finally:
+        proxy.close()
+
+    assert outcome.failed_step == "createSecret"
+    alerts = runtime.alerts()
+    assert len(alerts) == 1
+    alert = alerts[0].message
+    assert alert["error"] == "DatabaseUnavailableError"
+    assert alert["retries_allowed"] == int(FAST_PARAMETERS["RetryMaxAttempts"])
+    create = "Create pending secret"
+    tries = [
+        h
+        for h in runtime.history(alert["execution_arn"])
+        if h["type"] == "TaskStateEntered" and h["stateEnteredEventDetails"]["name"] == create
+    ]
+    assert len(tries) == 1  # one state entry; its Retry made the attempts
+    assert db_server.can_login(username, old)

@@ -138,34 +138,29 @@ def test_every_strategy_with_failures_rollbacks_and_retirements_uses_exactly_the
         assert eventually(lambda: len(rt.alerts()) >= 1, 10)
         assert eventually(lambda: bool(_invocations(rt, "AlertSafetyNetFunction")), 10)
 
-        # single-user: the new password is changed behind the rotation's back before its test;
-        # the test fails, and the rollback puts AWSCURRENT back with the master
+        # single-user set by the master (tag SecretRotationSetBy=master): createSecret checks
+        # the master logs in, setSecret has it set the user's password; a rotation succeeds
         master = create_master(rt, postgres_server)
+        by_master = [
+            {"Key": "RotationStrategy", "Value": "single-user"},
+            {"Key": "SecretRotationSetBy", "Value": "master"},
+        ]
+        arn, _user, _password = create_app_user(rt, postgres_server, masterarn=master)
+        rt.client("secretsmanager").tag_resource(SecretId=arn, Tags=by_master)
+        assert rt.rotate(arn).succeeded
+
+        # ...and another's test fails: the rollback has the master put AWSCURRENT back, once
+        # AWSPENDING (listed among the versions) proves the secret holds the account
         arn, user, _password = create_app_user(rt, postgres_server, masterarn=master)
-        rt.client("secretsmanager").tag_resource(
-            SecretId=arn, Tags=[{"Key": "RotationStrategy", "Value": "single-user"}]
-        )
-        with _before(
-            rt,
-            "SingleUserTestSecretFunction",
-            lambda _event: _set_postgres_password(postgres_server, user, new_password()),
-        ):
+        rt.client("secretsmanager").tag_resource(SecretId=arn, Tags=by_master)
+        with _before(rt, "SingleUserTestSecretFunction", _probe_fails):
             rolled_back = rt.rotate(arn)
         assert not rolled_back.succeeded
-        assert any(not inv.failed for inv in _invocations(rt, "SingleUserRollbackFunction"))
-        assert postgres_server.can_login(user, secret_value(rt, arn)["password"])
-
-        # single-user set by the master (tag SecretRotationSetBy=master): createSecret checks
-        # the master logs in, setSecret has it set the user's password
-        arn, _user, _password = create_app_user(rt, postgres_server, masterarn=master)
-        rt.client("secretsmanager").tag_resource(
-            SecretId=arn,
-            Tags=[
-                {"Key": "RotationStrategy", "Value": "single-user"},
-                {"Key": "SecretRotationSetBy", "Value": "master"},
-            ],
+        assert any(
+            not inv.failed and inv.payload.get("LoggedInWith") == "master"
+            for inv in _invocations(rt, "SingleUserRollbackFunction")
         )
-        assert rt.rotate(arn).succeeded
+        assert postgres_server.can_login(user, secret_value(rt, arn)["password"])
 
         # alternating users (with the master)
         assert rt.rotate(_alternating_secret(rt, postgres_server)).succeeded

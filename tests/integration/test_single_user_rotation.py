@@ -216,6 +216,8 @@ def test_a_wrong_current_password_fails_once_and_changes_nothing(
     alerts = runtime.alerts()
     assert len(alerts) == 1
     assert alerts[0].message["error"] == "NoWorkingCredentialError"
+    # a permanent error is not retried, and the alert says so
+    assert alerts[0].message["retries_allowed"] == 0
     assert alerts[0].message["step"] == "createSecret" and alerts[0].message["secret_arn"] == arn
 
 
