@@ -221,11 +221,14 @@ def _serve(
         signal.signal(signum, request_stop)
     ready_out = sys.stdout
     try:
-        # Function logs and metrics go to stderr, so stdout carries only the ready line.
-        with (
-            contextlib.redirect_stdout(sys.stderr),
-            LocalRuntime(parameter_overrides=parameters) as runtime,
-        ):
+        # Function logs and metrics go to stderr, so stdout carries only the ready line; on a
+        # terminal, stderr shows a spinner while the stack deploys (nothing otherwise).
+        from rotator.console.progress import Progress
+
+        progress = Progress(sys.stderr)
+        with contextlib.redirect_stdout(sys.stderr), contextlib.ExitStack() as stack:
+            with progress.waiting("deploying template.yaml on moto"):
+                runtime = stack.enter_context(LocalRuntime(parameter_overrides=parameters))
             redirect_function_logs(sys.stderr)
             with runtime.serve(port=port, host=host), contextlib.ExitStack() as console:
                 ready: dict[str, Any] = runtime.describe()
