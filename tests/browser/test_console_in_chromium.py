@@ -43,9 +43,9 @@ def _follow(page: Any, secret_name: str) -> None:
 
 def _start_rotation(console: Served, arn: str) -> str:
     sm = console.client("secretsmanager")
-    token: str = sm.rotate_secret(SecretId=arn, RotationLambdaARN=console.ready["router_function_arn"])[
-        "VersionId"
-    ]
+    token: str = sm.rotate_secret(
+        SecretId=arn, RotationLambdaARN=console.ready["router_function_arn"]
+    )["VersionId"]
     return token
 
 

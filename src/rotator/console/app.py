@@ -257,7 +257,9 @@ class ConsoleApp:
             return _json("400 Bad Request", {"error": str(exc)})
         except Exception as exc:  # the endpoint went away, a throttle, ...: say which, no more
             code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-            return _json("502 Bad Gateway", {"error": f"reading the stack: {code or type(exc).__name__}"})
+            return _json(
+                "502 Bad Gateway", {"error": f"reading the stack: {code or type(exc).__name__}"}
+            )
         return "404 Not Found", "text/plain; charset=utf-8", b"not found"
 
     def _refusal(self, environ: dict[str, Any]) -> str | None:
@@ -321,7 +323,12 @@ def serve_console(
         listener.close()
         raise
     server = make_server(
-        bare, listener.getsockname()[1], app, threaded=True, fd=listener.fileno(), request_handler=Quiet
+        bare,
+        listener.getsockname()[1],
+        app,
+        threaded=True,
+        fd=listener.fileno(),
+        request_handler=Quiet,
     )
     app.port = int(server.server_address[1])
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="console")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 REDACTED = "(redacted)"
@@ -67,7 +68,7 @@ def event_view(event: dict[str, Any]) -> dict[str, Any]:
         "id": event.get("id"),
         "type": str(event.get("type", "")),
         "state": state,
-        "time": timestamp.isoformat() if hasattr(timestamp, "isoformat") else str(timestamp),
+        "time": timestamp.isoformat() if isinstance(timestamp, datetime) else str(timestamp or ""),
         "details": details,
     }
 

@@ -14,6 +14,7 @@ the states running now (``current``), and the ones it never reached left plain.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
@@ -35,9 +36,7 @@ class Layout:
     kinds: dict[str, str] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)  # member -> its Parallel state
     #: (source, target, label, error) -> the points the edge passes through
-    edges: list[tuple[str, str, str, bool, list[tuple[float, float]]]] = field(
-        default_factory=list
-    )
+    edges: list[tuple[str, str, str, bool, list[tuple[float, float]]]] = field(default_factory=list)
 
 
 @functools.cache
@@ -112,7 +111,7 @@ def lay_out(graph: Graph) -> Layout:
     up: dict[str, list[str]] = {}
     down: dict[str, list[str]] = {}
     for chain in chains:
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in itertools.pairwise(chain):
             down.setdefault(a, []).append(b)
             up.setdefault(b, []).append(a)
 
@@ -146,18 +145,18 @@ def lay_out(graph: Graph) -> Layout:
                 if linked:
                     wanted = sum(x[m] + width_of(m) / 2 for m in linked) / len(linked)
                     x[node] = (x[node] + wanted - width_of(node) / 2) / 2
-            for left, right in zip(row, row[1:], strict=False):
+            for left, right in itertools.pairwise(row):
                 floor = x[left] + width_of(left) + (GAP_X if not right.startswith("\0") else 8)
                 x[right] = max(x[right], floor)
     shift = MARGIN - min(x.values())
     result = Layout(width=0, height=0)
     result.kinds = {START: "Start", END: "End", **graph.nodes}
     result.groups = {m: group for group, members in graph.groups.items() for m in members}
-    for node, left in x.items():
+    for node, offset in x.items():
         top = MARGIN + layer[node] * (NODE_H + GAP_Y)
         if not node.startswith("\0"):
-            result.boxes[node] = (left + shift, float(top))
-        x[node] = left + shift
+            result.boxes[node] = (offset + shift, float(top))
+        x[node] = offset + shift
     result.width = int(max(x[n] + width_of(n) for n in x) + MARGIN)
     result.height = int(MARGIN * 2 + (depth_max + 1) * (NODE_H + GAP_Y))
 
@@ -254,9 +253,7 @@ def svg(
         )
         out.append(f"<title>{escape(tip)}</title>")
         radius = 19 if kind in ("Start", "End", "Succeed") else 4 if kind != "Choice" else 12
-        out.append(
-            f'<rect width="{NODE_W}" height="{NODE_H}" rx="{radius}" ry="{radius}"></rect>'
-        )
+        out.append(f'<rect width="{NODE_W}" height="{NODE_H}" rx="{radius}" ry="{radius}"></rect>')
         lines = _wrap(shown)
         first = NODE_H / 2 - (len(lines) - 1) * 6.5 + 4
         for i, line in enumerate(lines):

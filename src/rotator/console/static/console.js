@@ -4,7 +4,9 @@
 "use strict";
 
 const POLL_MS = 1000;
-const view = { secret: null, execution: null, follow: false, shownStatus: null, svg: null, overview: null };
+const view = { secret: null, execution: null, follow: false, shownStatus: null, svg: null, overview: null, generation: 0 };
+let ticking = false;
+let again = false;
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -37,6 +39,7 @@ function select(secretArn, executionArn, follow) {
   view.execution = executionArn;
   view.follow = follow;
   view.shownStatus = null;
+  view.generation += 1; // answers to requests made before this choice are dropped
   if (view.overview) renderOverview(view.overview);
   tick();
 }
@@ -133,10 +136,26 @@ function renderExecution(data) {
 }
 
 async function tick() {
+  if (ticking) { again = true; return; }
+  ticking = true;
+  try {
+    do {
+      again = false;
+      await refresh();
+    } while (again);
+  } finally {
+    ticking = false;
+  }
+}
+
+async function refresh() {
   const live = document.getElementById("live");
   const problem = document.getElementById("problem");
+  const generation = view.generation;
   try {
-    view.overview = await getJson("api/overview");
+    const overview = await getJson("api/overview");
+    if (generation !== view.generation) return;
+    view.overview = overview;
     if (view.follow && view.secret) {
       const newest = rotationsOf(view.secret)[0];
       const latest = newest ? newest.executions[newest.executions.length - 1] : null;
@@ -148,6 +167,7 @@ async function tick() {
     renderOverview(view.overview);
     if (view.execution && view.shownStatus !== "ENDED") {
       const data = await getJson("api/execution?arn=" + encodeURIComponent(view.execution));
+      if (generation !== view.generation || data.arn !== view.execution) return;
       renderExecution(data);
       if (!["RUNNING"].includes(data.status)) view.shownStatus = "ENDED";
     }
