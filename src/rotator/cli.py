@@ -4,9 +4,10 @@ rotator demo                       a real rotation against embedded databases
 rotator migrate SECRET [--dry-run]  what switching from AWS's rotation functions will do
 rotator graph [--machine M] [--format mermaid|dot|svg|png]
                                    the state machines drawn from their ASL
-rotator local serve [--port P] [--json] [--parameter NAME=VALUE]
+rotator local serve [--port P] [--json] [--parameter NAME=VALUE] [--console [--console-port P]]
                                    the template's stack on a loopback endpoint; prints one
                                    ready line with the endpoint and the key pair to sign with
+                                   (and, with --console, the URL of a local web console)
 Exit status: 0 on success, 1 when the command fails (one line on stderr; ROTATOR_DEBUG=1
 for the traceback), 2 for usage errors.
 """
@@ -80,6 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="template parameter override (repeatable)",
     )
+    serve.add_argument(
+        "--console",
+        action="store_true",
+        help="also serve a local web console (secrets, rotations, state graph, history) on "
+        "another loopback port; its URL, with a token minted for the run, is in the ready line",
+    )
+    serve.add_argument(
+        "--console-port", type=int, default=0, help="the console's port (default: a free one)"
+    )
 
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -94,7 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not is_loopback(args.host):
         parser.error(f"--host {args.host!r}: serve binds loopback addresses only")
-    return _serve(args.port, args.host, args.json, _parse_parameters(parser, args.parameter))
+    return _serve(
+        args.port,
+        args.host,
+        args.json,
+        _parse_parameters(parser, args.parameter),
+        console_port=args.console_port if args.console else None,
+    )
 
 
 def _aws_options(command: argparse.ArgumentParser) -> None:
@@ -185,7 +201,13 @@ def _parse_parameters(parser: argparse.ArgumentParser, pairs: list[str]) -> dict
     return parameters
 
 
-def _serve(port: int, host: str, as_json: bool, parameters: dict[str, str]) -> int:
+def _serve(
+    port: int,
+    host: str,
+    as_json: bool,
+    parameters: dict[str, str],
+    console_port: int | None = None,
+) -> int:
     from rotator.functions import redirect_function_logs
     from rotator.local import LocalRuntime
 
@@ -199,14 +221,23 @@ def _serve(port: int, host: str, as_json: bool, parameters: dict[str, str]) -> i
         signal.signal(signum, request_stop)
     ready_out = sys.stdout
     try:
-        # Function logs and metrics go to stderr, so stdout carries only the ready line.
-        with (
-            contextlib.redirect_stdout(sys.stderr),
-            LocalRuntime(parameter_overrides=parameters) as runtime,
-        ):
+        # Function logs and metrics go to stderr, so stdout carries only the ready line; on a
+        # terminal, stderr shows a spinner while the stack deploys (nothing otherwise).
+        from rotator.console.progress import Progress
+
+        progress = Progress(sys.stderr)
+        with contextlib.redirect_stdout(sys.stderr), contextlib.ExitStack() as stack:
+            with progress.waiting("deploying template.yaml on moto"):
+                runtime = stack.enter_context(LocalRuntime(parameter_overrides=parameters))
             redirect_function_logs(sys.stderr)
-            with runtime.serve(port=port, host=host):
+            with runtime.serve(port=port, host=host), contextlib.ExitStack() as console:
                 ready: dict[str, Any] = runtime.describe()
+                if console_port is not None:
+                    from rotator.console.app import serve_console
+
+                    ready["console_url"] = console.enter_context(
+                        serve_console(runtime, host=host, port=console_port)
+                    )
                 text = json.dumps(ready) if as_json else _ready_text(ready)
                 print(text, file=ready_out, flush=True)
                 if runtime.host is not None:
@@ -242,6 +273,7 @@ def _ready_text(ready: dict[str, Any]) -> str:
         f" AWS_ACCESS_KEY_ID={ready['aws_access_key_id']}"
         f" AWS_SECRET_ACCESS_KEY={ready['aws_secret_access_key']}"
         f" router {ready['router_function_arn']} alerts {ready['alert_queue_url']}"
+        + (f" console {ready['console_url']}" if "console_url" in ready else "")
     )
 
 

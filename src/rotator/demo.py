@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rotator.checks import access_key_works, eventually
+from rotator.console.progress import Progress
 from rotator.dbservers import (
     CertificateAuthority,
     DatabaseServer,
@@ -73,6 +74,9 @@ def _password(prefix: str = "Demo") -> str:
 class Demo:
     def __init__(self, out: TextIO = sys.stdout) -> None:
         self.out = out
+        #: on a terminal, spinners for the waits and a live table per rotation; otherwise the
+        #: plain lines below, unchanged (tests and CI read them)
+        self.progress = Progress(out)
         self.failures: list[str] = []
         self.runtime: Any = None
         self.ca: CertificateAuthority | None = None
@@ -91,11 +95,19 @@ class Demo:
         from rotator.functions import rotation_step
 
         step = rotation_step(invocation)
-        if step is not None:  # workers are covered by their router's line
+        table = self.progress.current
+        if step is not None and table is not None:
+            table.ended(str(step["step"]), step["status"], step["seconds"], step["execution"])
+        elif step is not None:  # workers are covered by their router's line
             self.say(
                 f"      {step['step']:<13} {step['status']:<8} {step['seconds']:5.2f}s"
                 f"  execution {step['execution']}"
             )
+
+    def _step_starts(self, _spec: Any, event: Any) -> None:
+        table = self.progress.current
+        if table is not None and isinstance(event, dict) and "ClientRequestToken" in event:
+            table.started(str(event.get("Step")))
 
     # --- the run -------------------------------------------------------------------------------
 
@@ -136,15 +148,17 @@ class Demo:
             # One CA for every demo server; the functions trust it as the bundle "test-ca",
             # as a deployment trusts a bundle shipped in the layer (CaBundle parameter).
             self.ca = CertificateAuthority(Path(ca_dir))
-            runtime = servers.enter_context(
-                LocalRuntime(
-                    parameter_overrides={"CaBundle": CA_BUNDLE},
-                    function_environment={"CA_BUNDLE_DIR": str(self.ca.directory)},
+            with self.progress.waiting("deploying template.yaml on moto"):
+                runtime = servers.enter_context(
+                    LocalRuntime(
+                        parameter_overrides={"CaBundle": CA_BUNDLE},
+                        function_environment={"CA_BUNDLE_DIR": str(self.ca.directory)},
+                    )
                 )
-            )
             self.runtime = runtime
             assert runtime.host is not None
             runtime.host.after_invoke.append(self._show_step)
+            runtime.host.before_invoke.append(self._step_starts)
             self.say(f"  router:        {runtime.router_function_arn}")
             self.say(f"  state machine: {runtime.state_machine_arn}")
             started = {name: self._start(servers, name) for name in chosen}
@@ -170,7 +184,8 @@ class Demo:
     def _start(self, servers: contextlib.ExitStack, name: str) -> DatabaseServer:
         label, _available, start = DATABASES[name]
         began = time.monotonic()
-        server = servers.enter_context(start(ca=self.ca))
+        with self.progress.waiting(f"starting a throwaway {label}"):
+            server = servers.enter_context(start(ca=self.ca))
         self.say(
             f"\nStarted a throwaway {label} on {server.host}:{server.port} "
             f"with password authentication over TLS ({time.monotonic() - began:.1f}s)."
@@ -182,7 +197,8 @@ class Demo:
         return server
 
     def _start_redis(self, servers: contextlib.ExitStack) -> DatabaseServer:
-        server = servers.enter_context(start_redis(ca=self.ca))
+        with self.progress.waiting("starting a throwaway Redis"):
+            server = servers.enter_context(start_redis(ca=self.ca))
         self.say(
             f"\nStarted a throwaway Redis on {server.host}:{server.port} with ACL users, over TLS."
         )
@@ -202,8 +218,11 @@ class Demo:
         return value
 
     def _rotate(self, arn: str) -> bool:
-        self.say(f"    rotate-secret {arn.rsplit(':', 1)[-1]}")
-        outcome = self.runtime.rotate(arn)
+        name = arn.rsplit(":", 1)[-1]
+        if not self.progress.live:
+            self.say(f"    rotate-secret {name}")
+        with self.progress.rotation(name):
+            outcome = self.runtime.rotate(arn)
         self.check(outcome.succeeded, "the rotation succeeded")
         if not outcome.succeeded:
             self.say(f"    error: {json.dumps(outcome.error)[:400]}")
@@ -349,8 +368,10 @@ class Demo:
             )
             self.check(self._key_works(old), f"the previous key {old['access_key_id']} still works")
         self.say("    waiting for the retirement state machine (RetireAfterSeconds=3 locally)...")
+        with self.progress.waiting("the retirement state machine retires the previous key"):
+            retired = eventually(lambda: not self._key_works(old))
         self.check(
-            eventually(lambda: not self._key_works(old)),
+            retired,
             f"the previous key {old['access_key_id']} is deactivated after the grace period",
         )
         self.check(self._key_works(self._value(arn)), "the current key still works")
@@ -378,10 +399,9 @@ class Demo:
         self.check(server.can_login(username, new), "the new password is accepted")
         self.check(server.can_login(username, old), "the old password still works for now")
         self.say("    waiting for the retirement state machine...")
-        self.check(
-            eventually(lambda: not server.can_login(username, old)),
-            "the old password is removed after the grace period",
-        )
+        with self.progress.waiting("the retirement state machine removes the old password"):
+            removed = eventually(lambda: not server.can_login(username, old))
+        self.check(removed, "the old password is removed after the grace period")
 
     # --- the leak scan ---------------------------------------------------------------------------
 
