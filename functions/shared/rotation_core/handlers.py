@@ -195,23 +195,26 @@ def route(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if isinstance(step, str):
         tracer.put_annotation(key="Step", value=step[:40])
     began = time.monotonic()
-    facts = telemetry.RotationFacts()
+    router: Router | None = None
+
+    def facts() -> telemetry.RotationFacts:  # what the router learnt, once it has run
+        return router.facts if router is not None else telemetry.RotationFacts()
+
     try:
         router = build_router(settings)
-        facts = router.facts
         result = router.handle(event, remaining_seconds)
     except RotationError as exc:
         logger.error(
             "rotation step failed", extra={"error_class": type(exc).__name__, "reason": str(exc)}
         )
-        _failed(step, facts, began)
+        _failed(step, facts(), began)
         raise
     except Exception as exc:
-        _failed(step, facts, began)
+        _failed(step, facts(), began)
         raise _unexpected(exc, str(step)) from None
     else:
         logger.info("rotation step done", extra={"outcome": str(result["Outcome"])})
-        _done(step, facts, began, result, settings)
+        _done(step, facts(), began, result, settings)
     finally:
         logger.thread_safe_remove_keys(_CONTEXT_KEYS)
     return {k: str(v) if k == "Outcome" else v for k, v in result.items()}
