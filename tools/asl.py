@@ -690,6 +690,12 @@ def rotation() -> dict[str, Any]:
                 result_path="$.result",
                 selector="Outcome",
             ),
+            # when the worker changed the password (null if it did not): the router's
+            # finishSecret measures the single-user outage window from it (telemetry.py)
+            "ResultSelector": {
+                "Outcome.$": "$.Payload.Outcome",
+                "ChangedAt.$": "$.Payload.ChangedAt",
+            },
             "Catch": catch_all("Describe the failure"),
         },
         "Wait for propagation": {

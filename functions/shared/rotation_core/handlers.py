@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
-from rotation_core import adapters
+from rotation_core import adapters, telemetry
 from rotation_core.adapters.credentials import Wiring, backend_for
 from rotation_core.adapters.kms import KmsSealer
 from rotation_core.adapters.secretsmanager import SecretsManagerReader, SecretsManagerWriter
@@ -24,13 +23,18 @@ from rotation_core.config import Settings
 from rotation_core.connection import ConnectionPolicy
 from rotation_core.exceptions import RotationError, UnexpectedError
 from rotation_core.models import PasswordPolicy, StepInput
-from rotation_core.observability import logger, metrics
+from rotation_core.observability import logger, tracer
 from rotation_core.router import Router, RouterConfig
 from rotation_core.strategies.common import WorkerContext
 from rotation_core.tls import TlsSettings
-from rotation_core.vocabulary import StepResult
+from rotation_core.vocabulary import Outcome, Step, StepResult
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+#: every handler is traced; responses and errors never go into the trace (observability.py)
+_traced: Callable[[Handler], Handler] = tracer.capture_lambda_handler(
+    capture_response=False, capture_error=False
+)
 
 _CONTEXT_KEYS = [
     "function_name",
@@ -125,6 +129,8 @@ def worker(step_fn: Callable[[WorkerContext, StepInput], StepResult]) -> Handler
                 engine=step.engine,
                 token=step.token,
             )
+            tracer.put_annotation(key="Step", value=str(step.step))
+            tracer.put_annotation(key="Strategy", value=str(step.strategy))
             result = step_fn(worker_context(context, settings), step)
         except RotationError as exc:
             logger.error(
@@ -139,9 +145,15 @@ def worker(step_fn: Callable[[WorkerContext, StepInput], StepResult]) -> Handler
             logger.info("step done", extra={"outcome": str(result.outcome or "sealed")})
         finally:
             logger.thread_safe_remove_keys(_CONTEXT_KEYS)
-        return result.payload()
+        payload = result.payload()
+        if step.step == Step.SET:
+            # when the password changed (the single-user outage window starts here); the
+            # state machine selects it, so every setSecret answer carries the key
+            changed = result.outcome == Outcome.CHANGED
+            payload[telemetry.CHANGED_AT] = telemetry.now_iso() if changed else None
+        return payload
 
-    return handler
+    return _traced(handler)
 
 
 def build_router(settings: Settings | None = None) -> Router:
@@ -168,8 +180,10 @@ def build_router(settings: Settings | None = None) -> Router:
     )
 
 
+@_traced
 def route(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The router's handler body: one Secrets Manager step, recorded as a metric."""
+    """The router's handler body: one Secrets Manager step, recorded as metrics; a finished
+    rotation is announced on the default event bus ("Secret rotated")."""
     settings = Settings.load()
     _bind(context, settings)
     remaining = getattr(context, "get_remaining_time_in_millis", None)
@@ -178,25 +192,58 @@ def route(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return remaining() / 1000.0 if remaining else 900.0
 
     step = event.get("Step") if isinstance(event, dict) else None
+    if isinstance(step, str):
+        tracer.put_annotation(key="Step", value=step[:40])
+    began = time.monotonic()
+    router: Router | None = None
+
+    def facts() -> telemetry.RotationFacts:  # what the router learnt, once it has run
+        return router.facts if router is not None else telemetry.RotationFacts()
+
     try:
-        result = build_router(settings).handle(event, remaining_seconds)
+        router = build_router(settings)
+        result = router.handle(event, remaining_seconds)
     except RotationError as exc:
         logger.error(
             "rotation step failed", extra={"error_class": type(exc).__name__, "reason": str(exc)}
         )
-        _count("StepFailed", step)
+        _failed(step, facts(), began)
         raise
     except Exception as exc:
-        _count("StepFailed", step)
+        _failed(step, facts(), began)
         raise _unexpected(exc, str(step)) from None
     else:
-        _count("StepSucceeded", step)
         logger.info("rotation step done", extra={"outcome": str(result["Outcome"])})
+        _done(step, facts(), began, result, settings)
     finally:
         logger.thread_safe_remove_keys(_CONTEXT_KEYS)
     return {k: str(v) if k == "Outcome" else v for k, v in result.items()}
 
 
+def _failed(step: Any, facts: telemetry.RotationFacts, began: float) -> None:
+    telemetry.record_step(step, facts, succeeded=False, seconds=time.monotonic() - began)
+    if facts.secret_arn:  # a rotation of a secret this router serves, not a refused event
+        telemetry.record_rotation(facts, succeeded=False)
+
+
+def _done(
+    step: Any,
+    facts: telemetry.RotationFacts,
+    began: float,
+    result: dict[str, Any],
+    settings: Settings,
+) -> None:
+    if result["Outcome"] != Outcome.DONE:
+        return  # nothing ran (already current, pending already stored)
+    execution = str(result.get("ExecutionArn") or "")
+    seconds = time.monotonic() - began
+    telemetry.record_step(step, facts, succeeded=True, seconds=seconds, execution_arn=execution)
+    if step == Step.FINISH:
+        telemetry.record_rotation(facts, succeeded=True)
+        telemetry.tell_consumers(_client("events", settings.region), facts)
+
+
+@_traced
 def safety_net(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The alert safety net's handler body (RotationFailed events, the failed-executions alarm)."""
     from rotation_core.adapters.aws_errors import aws_errors
@@ -240,10 +287,3 @@ def _unexpected(exc: Exception, step: str) -> UnexpectedError:
         extra={"error_class": "UnexpectedError", "cause_class": type(exc).__name__},
     )
     return UnexpectedError(f"{step} failed with an unexpected {type(exc).__name__}")
-
-
-def _count(name: str, step: Any) -> None:
-    if step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
-        metrics.add_dimension(name="Step", value=str(step))
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-    metrics.flush_metrics(raise_on_empty_metrics=False)

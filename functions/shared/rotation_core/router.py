@@ -42,6 +42,7 @@ from rotation_core.models import (
 from rotation_core.observability import logger
 from rotation_core.ports import Execution, ExecutionRunner, Sealer, SecretWriter
 from rotation_core.schema import validate
+from rotation_core.telemetry import RotationFacts, changed_at
 from rotation_core.vocabulary import Outcome, Stage, Step, Strategy
 
 CURRENT, PENDING, PREVIOUS = Stage.CURRENT, Stage.PENDING, Stage.PREVIOUS
@@ -165,6 +166,8 @@ class Router:
         self._config = config
         self._sleep = sleep
         self._clock = clock
+        #: what this invocation learnt about the rotation (telemetry; identifiers and times)
+        self.facts = RotationFacts()
 
     # --- the protocol ------------------------------------------------------------------------
 
@@ -193,6 +196,7 @@ class Router:
         engine = current["engine"]
         policy = PasswordPolicy.resolve(self._config.default_policy, metadata.tags)
         logger.thread_safe_append_keys(strategy=strategy, engine=engine)
+        self.facts = RotationFacts(metadata.arn, token, strategy, engine)
 
         step_input = {
             "InputVersion": STEP_INPUT_VERSION,
@@ -238,8 +242,10 @@ class Router:
             self._store_pending(metadata, token, current, output, event.get("RotationToken"))
         elif step == "finishSecret":
             self._secrets.finish(metadata.arn, token)
+            self.facts.finished = self._now()
             logger.info("AWSCURRENT moved to the new version")
             self._retire_previous(metadata, token, strategy)
+            self._note_rotation_times(step_input)
         return {"Step": step, "Outcome": Outcome.DONE, "ExecutionArn": execution_arn}
 
     def _describe_secret(self, secret_id: str) -> SecretMetadata:
@@ -304,6 +310,14 @@ class Router:
             # someone else started an execution under this name: it is not ours to count on
             logger.warning("ignoring a retirement with a foreign input", extra={"execution": name})
         raise RotationStateError("could not schedule the retirement: every name is taken")
+
+    def _note_rotation_times(self, step_input: dict[str, Any]) -> None:
+        """For the rotation's metrics and event: when createSecret's execution started and
+        when setSecret's worker changed the password (its ``ChangedAt``), if they are known."""
+        created = self._newest_execution({**step_input, "Step": "createSecret"})
+        self.facts.started = created.started if created is not None else None
+        changed = self._newest_execution({**step_input, "Step": "setSecret"})
+        self.facts.changed = changed_at(changed.output) if changed is not None else None
 
     # --- executions --------------------------------------------------------------------------
 

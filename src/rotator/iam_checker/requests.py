@@ -306,6 +306,35 @@ def _publish(aws: AwsState, params: Mapping[str, Any]) -> list[Authorization]:
     return [Authorization("sns:Publish", str(target))]
 
 
+def _put_events(aws: AwsState, params: Mapping[str, Any]) -> list[Authorization]:
+    """events:PutEvents: one authorization per entry, on the entry's bus, with the entry's
+    ``events:source`` and ``events:detail-type`` as condition keys.
+
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-conditions.html
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoneventbridge.html
+    """
+    needed = []
+    for entry in params.get("Entries") or []:
+        bus = str(entry.get("EventBusName") or "default")
+        arn = bus if bus.startswith("arn:") else aws.arn("events", f"event-bus/{bus}")
+        context: dict[str, ContextValue] = {}
+        if entry.get("Source") is not None:
+            context["events:source"] = str(entry["Source"])
+        if entry.get("DetailType") is not None:
+            context["events:detail-type"] = str(entry["DetailType"])
+        needed.append(
+            Authorization(
+                "events:PutEvents",
+                arn,
+                context=context,
+                known=("events:source", "events:detail-type"),
+            )
+        )
+    if not needed:
+        raise UnmappedCallError("events:PutEvents without entries is not modelled")
+    return needed
+
+
 def lambda_function_arn(aws: AwsState, name: str, qualifier: str | None = None) -> str:
     """The ARN Lambda authorizes for FunctionName (name, partial or full ARN) + Qualifier.
 
@@ -370,6 +399,7 @@ TABLE: dict[tuple[str, str], Mapper] = {
     ("stepfunctions", "StopExecution"): _by_arn_param("states:StopExecution", "executionArn"),
     ("sns", "Publish"): _publish,
     ("lambda", "Invoke"): _invoke,
+    ("events", "PutEvents"): _put_events,
 }
 
 
