@@ -99,7 +99,9 @@ def _roles(server: DatabaseServer) -> list[tuple[Any, ...]]:
 def _stage_pending(rt: Any, arn: str, value: dict[str, Any]) -> str:
     token = str(uuid.uuid4())
     rt.client("secretsmanager").put_secret_value(
-        SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value),
+        SecretId=arn,
+        ClientRequestToken=token,
+        SecretString=json.dumps(value),
         VersionStages=["AWSPENDING"],
     )
     return token
@@ -136,7 +138,7 @@ def test_a_healthy_rotated_secret_is_ok_in_status_doctor_and_plan(
 
     code, text = _run(capsys, rt, "plan", arn)
     assert code == 0, text
-    assert f'ALTER ROLE "{user}" PASSWORD \'<redacted>\'' in text
+    assert f"ALTER ROLE \"{user}\" PASSWORD '<redacted>'" in text
     assert_nothing_leaked(rt)
 
 
@@ -160,7 +162,7 @@ def test_plan_changes_nothing_in_the_database_or_the_secret(
     assert code == 0, text
     found = json.loads(text)["details"]["probe"]
     statements = "\n".join(found["Statements"])
-    assert f'CREATE ROLE "{username}_clone" WITH LOGIN PASSWORD \'<redacted>\'' in statements
+    assert f"CREATE ROLE \"{username}_clone\" WITH LOGIN PASSWORD '<redacted>'" in statements
     assert f'GRANT "{username}" TO "{username}_clone"' in statements
     assert {p["Needed"]: p["Held"] for p in found["Privileges"]} == {"CREATEROLE": True}
     assert found["CloneDifferences"] == [
@@ -177,7 +179,9 @@ def test_plan_changes_nothing_in_the_database_or_the_secret(
 
 
 def test_doctor_finds_a_stuck_pending_and_repairs_only_its_label_after_confirmation(
-    rt: Any, postgres_server: DatabaseServer, capsys: pytest.CaptureFixture[str],
+    rt: Any,
+    postgres_server: DatabaseServer,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     arn, user, password = create_app_user(rt, postgres_server)
@@ -293,3 +297,41 @@ def test_the_probe_refuses_malformed_events_naming_the_field(rt: Any) -> None:
     error = json.loads(answer["Payload"].read())
     assert answer.get("FunctionError") and error["errorType"] == "InvalidEventError"
     assert "'Values'" in error["errorMessage"]
+
+
+def test_the_probe_runs_under_its_own_read_only_role(
+    rt: Any, postgres_server: DatabaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every call the probe makes is checked against ProbeFunction's role: reading a rotated
+    secret, its master and (dry-run fallbacks) its version list is allowed; a secret this
+    stack does not rotate is refused to it, as on AWS (AllowRotationLambdaArn)."""
+    probe = f"{rt.stack_name}-probe"
+    username, password = unique_name("alt"), new_password()
+    postgres_server.create_login(username, password)
+    secret = database_secret(
+        postgres_server, username, password, masterarn=create_master(rt, postgres_server)
+    )
+    arn = rt.client("secretsmanager").create_secret(
+        Name=f"it/ops/{unique_name()}", SecretString=json.dumps(secret), Tags=GROUP_TAGS
+    )["ARN"]
+    _point_at_router(rt, arn)
+    broken, _user, _password = create_app_user(rt, postgres_server)
+    _point_at_router(rt, broken)
+    with contextlib.closing(postgres_server.admin_connection()) as conn, conn.cursor() as cur:
+        from psycopg2 import sql
+
+        cur.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(_user)), (new_password(),)
+        )
+
+    assert _run(capsys, rt, "plan", arn)[0] == 0
+    assert _run(capsys, rt, "plan", broken)[0] == 3  # falls back to superseded versions
+    report = rt.iam_report()
+    assert report.calls[probe][0] > 0
+    assert not [r for r in report.denied if r.caller.name == probe], report.text()
+
+    unrouted, _user, _password = create_app_user(rt, postgres_server)
+    code, text = _run(capsys, rt, "plan", unrouted)
+    assert code == 1 and "AccessDenied" in text
+    denied = [r for r in rt.iam_report().denied if r.caller.name == probe]
+    assert denied and all(r.request.action == "secretsmanager:DescribeSecret" for r in denied)
