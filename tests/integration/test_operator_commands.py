@@ -96,6 +96,18 @@ def _roles(server: DatabaseServer) -> list[tuple[Any, ...]]:
         return list(cur.fetchall())
 
 
+def _mysql_accounts(server: DatabaseServer) -> list[tuple[Any, ...]]:
+    """Every account with its password hash and grants: what a write would change."""
+    with contextlib.closing(server.admin_connection()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT User, Host, authentication_string FROM mysql.user ORDER BY 1, 2")
+        accounts = list(cur.fetchall())
+        found = []
+        for user, host, hashed in accounts:
+            cur.execute("SHOW GRANTS FOR %s@%s", (user, host))
+            found.append((user, host, hashed, tuple(sorted(r[0] for r in cur.fetchall()))))
+        return found
+
+
 def _stage_pending(rt: Any, arn: str, value: dict[str, Any]) -> str:
     token = str(uuid.uuid4())
     rt.client("secretsmanager").put_secret_value(
@@ -335,3 +347,37 @@ def test_the_probe_runs_under_its_own_read_only_role(
     assert code == 1 and "AccessDenied" in text
     denied = [r for r in rt.iam_report().denied if r.caller.name == probe]
     assert denied and all(r.request.action == "secretsmanager:DescribeSecret" for r in denied)
+
+
+def test_plan_on_mariadb_alternating_users_reads_grants_and_changes_nothing(
+    rt: Any, mariadb_server: DatabaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    username, password = unique_name("alt"), new_password()
+    mariadb_server.create_login(username, password)
+    secret = database_secret(
+        mariadb_server, username, password, masterarn=create_master(rt, mariadb_server)
+    )
+    arn = rt.client("secretsmanager").create_secret(
+        Name=f"it/ops/{unique_name()}", SecretString=json.dumps(secret), Tags=GROUP_TAGS
+    )["ARN"]
+    _point_at_router(rt, arn)
+    before = _mysql_accounts(mariadb_server)
+
+    code, text = _run(capsys, rt, "plan", arn, "--json")
+
+    assert code == 0, text
+    found = json.loads(text)["details"]["probe"]
+    assert {p["Needed"]: p["Held"] for p in found["Privileges"]} == {
+        "CREATE USER": True,
+        "GRANT OPTION": True,
+    }
+    statements = "\n".join(found["Statements"])
+    assert f"CREATE USER '{username}_clone'@" in statements and "'<redacted>'" in statements
+    assert password not in statements
+    # the clone's grants cannot be read before it exists: the plan says so and stops
+    assert found["PlanOutcome"] in (
+        "setSecret would run these statements",
+        "later statements depend on the ones above (not run)",
+    )
+    assert _mysql_accounts(mariadb_server) == before  # no user created, no grant changed
+    assert_nothing_leaked(rt)
