@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "functions" / "shared"))
 
 from rotation_core import exceptions  # noqa: E402
+from rotation_core.recovery import CLEAR_AND_ROTATE, RECOVERY, URGENT  # noqa: E402
 from rotation_core.router import RouterConfig  # noqa: E402
 
 OUTPUT = ROOT / "statemachine"
@@ -292,26 +293,7 @@ def workers(
     }
 
 
-#: how to rotate now with a new token, and how to stop the retries (AWS CLI)
-CLEAR_AND_ROTATE = (
-    "aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSPENDING "
-    "--remove-from-version-id {}, then aws secretsmanager rotate-secret --secret-id {}."
-)
 CLEAR_AND_ROTATE_ARGS = ("$.SecretArn", "$.Token", "$.SecretArn")
-RECOVERY = (
-    "Secrets Manager retries this rotation by itself with the same token, and the retry resumes "
-    "where this one stopped (this token alerts no more). To rotate now with a new token "
-    "instead: " + CLEAR_AND_ROTATE + " To stop the retries until the cause is fixed: aws "
-    "secretsmanager cancel-rotate-secret --secret-id {} (this also turns automatic rotation "
-    "off; the rotate-secret above turns it back on)."
-)
-URGENT = (
-    "URGENT: the backend now expects the credential of AWSPENDING; clients on AWSCURRENT may be "
-    "locked out. Either make it current, which finishes the rotation: aws secretsmanager "
-    "update-secret-version-stage --secret-id {} --version-stage AWSCURRENT --move-to-version-id "
-    "{} --remove-from-version-id <the AWSCURRENT version>; or reset the backend to the value of "
-    "AWSCURRENT, then: " + CLEAR_AND_ROTATE
-)
 
 
 def advice(text: str, *paths: str) -> str:

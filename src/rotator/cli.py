@@ -2,14 +2,20 @@
 
 rotator demo                       a real rotation against embedded databases
 rotator migrate SECRET [--dry-run]  what switching from AWS's rotation functions will do
+rotator status SECRET               versions, labels, last/next rotation, executions, next steps
+rotator doctor SECRET [--repair [--yes]]
+                                   stuck labels, logins (through the stack's probe), tags;
+                                   --repair fixes labels only, after confirmation
+rotator plan SECRET                 a dry run: schema, TLS, logins, privileges, statements
 rotator graph [--machine M] [--format mermaid|dot|svg|png]
                                    the state machines drawn from their ASL
 rotator local serve [--port P] [--json] [--parameter NAME=VALUE] [--console [--console-port P]]
                                    the template's stack on a loopback endpoint; prints one
                                    ready line with the endpoint and the key pair to sign with
                                    (and, with --console, the URL of a local web console)
-Exit status: 0 on success, 1 when the command fails (one line on stderr; ROTATOR_DEBUG=1
-for the traceback), 2 for usage errors.
+Exit status: 0 on success, 1 when the command fails (one line on stderr; --verbose or
+ROTATOR_DEBUG=1 for the traceback), 2 for usage errors; migrate, status, doctor and plan exit
+3 when they find something to fix.
 """
 
 from __future__ import annotations
@@ -56,6 +62,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate.add_argument("--router-arn", help="the router's ARN (default: the stack's output)")
     _aws_options(migrate)
 
+    operator_help = {
+        "status": (
+            "versions, labels, last and next rotation, this secret's executions",
+            "Shows the secret's versions and staging labels, its last and next rotation, and "
+            "its Step Functions executions (step, status, error class, console URL); for a "
+            "stuck rotation, what to do next. Reads metadata only. Exit status: 0 healthy, "
+            "3 something to fix, 1 error, 2 usage.",
+        ),
+        "doctor": (
+            "find stuck labels, failing logins, missing tags; --repair fixes labels",
+            "Finds a stuck AWSPENDING, asks the stack's read-only probe which versions log in, "
+            "checks the rotation settings and the tags the stack's roles need. --repair changes "
+            "staging labels only (lists the changes, then asks; --yes skips the question). "
+            "Exit status: 0 nothing to fix (or all repaired), 3 something to fix, 1 error, "
+            "2 usage.",
+        ),
+        "plan": (
+            "dry run: schema, TLS, logins, privileges, the statements a rotation would run",
+            "Asks the stack's read-only probe what a rotation would do: schema, reachability "
+            "and TLS, login with AWSCURRENT (and the master), privileges per strategy, the "
+            "statements setSecret would run (values redacted), the clone's differences for "
+            "alternating users. Changes nothing. Exit status: 0 the rotation can proceed, "
+            "3 it would fail, 1 error, 2 usage.",
+        ),
+    }
+    for name, (summary, description) in operator_help.items():
+        command = commands.add_parser(name, help=summary, description=description)
+        command.add_argument("secret", help="secret name or ARN")
+        command.add_argument("--stack-name", default="rotator", help="the stack (default rotator)")
+        if name == "doctor":
+            command.add_argument(
+                "--repair", action="store_true", help="fix what label changes can fix"
+            )
+            command.add_argument(
+                "--yes", action="store_true", help="with --repair: do not ask before changing"
+            )
+        _aws_options(command)
+
     graph = commands.add_parser(
         "graph",
         help="draw the state machines from their ASL",
@@ -98,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args.engine)
     if args.command == "migrate":
         return _guarded(args, _migrate)
+    if args.command in ("status", "doctor", "plan"):
+        return _guarded(args, _OPERATOR_COMMANDS[args.command])
     if args.command == "graph":
         return _guarded(args, _graph)
     from rotator.serve_guard import is_loopback
@@ -139,12 +185,76 @@ def _guarded(args: argparse.Namespace, command: Any) -> int:
         return _fail(f"{code or type(exc).__name__}: {exc}" if not code else str(exc))
 
 
+def _outputs(args: argparse.Namespace, cloudformation: Any) -> dict[str, str]:
+    stacks = cloudformation.describe_stacks(StackName=args.stack_name)["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
 def _router_arn(args: argparse.Namespace, cloudformation: Any) -> str | None:
     if args.router_arn:
         return str(args.router_arn)
-    stacks = cloudformation.describe_stacks(StackName=args.stack_name)["Stacks"]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    return outputs.get("RouterFunctionArn")
+    return _outputs(args, cloudformation).get("RouterFunctionArn")
+
+
+def _stack(args: argparse.Namespace, cloudformation: Any) -> Any:
+    from rotator.operator_commands import Stack
+
+    return Stack.from_outputs(args.stack_name, _outputs(args, cloudformation))
+
+
+def _region(client: Any) -> str:
+    return str(client.meta.region_name)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rotator.operator_commands import status, status_text
+
+    sm, sfn, cfn = _clients(args, "secretsmanager", "stepfunctions", "cloudformation")
+    report = status(sm, sfn, _stack(args, cfn), args.secret, _region(sm))
+    print(report.to_json() if args.json else status_text(report))
+    return 3 if report.problems else 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from rotator.operator_commands import apply_repairs, confirm, doctor
+
+    sm, sfn, iam, lam, cfn = _clients(
+        args, "secretsmanager", "stepfunctions", "iam", "lambda", "cloudformation"
+    )
+    report, repairs = doctor(sm, sfn, iam, lam, _stack(args, cfn), args.secret, _region(sm))
+    repaired = False
+    if args.json:
+        print(report.to_json())
+    else:
+        print(report.text())
+        if repairs:
+            verb = "will change" if args.repair else "would change (run with --repair)"
+            print(f"  repair {verb}:")
+            print("\n".join(f"    {r.text()}" for r in repairs))
+    if args.repair and repairs:
+        if args.yes or (not args.json and confirm(input, len(repairs))):
+            apply_repairs(sm, repairs)
+            repaired = True
+            if not args.json:
+                print(f"  repaired: {len(repairs)} label change(s) applied")
+        elif not args.json:
+            print("  nothing changed")
+    unrepaired = [f for f in report.findings if f.level == "problem"]
+    if repaired:
+        unrepaired = [f for f in unrepaired if f.subject != "AWSPENDING"]
+    return 3 if unrepaired else 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from rotator.operator_commands import plan, plan_text
+
+    lam, cfn = _clients(args, "lambda", "cloudformation")
+    report = plan(lam, _stack(args, cfn), args.secret)
+    print(report.to_json() if args.json else plan_text(report))
+    return 3 if report.problems else 0
+
+
+_OPERATOR_COMMANDS = {"status": _status, "doctor": _doctor, "plan": _plan}
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -111,6 +111,17 @@ def _alternating_secret(rt: Any, server: DatabaseServer) -> str:
     return str(arn)
 
 
+def _probe(rt: Any, arn: str) -> dict[str, Any]:
+    """What rotator doctor/plan ask the stack's ProbeFunction (under its own role)."""
+    answer = rt.client("lambda").invoke(
+        FunctionName=rt.spec.functions["ProbeFunction"].name,
+        Payload=json.dumps({"SecretId": arn, "Plan": True}).encode(),
+    )
+    payload: dict[str, Any] = json.loads(answer["Payload"].read())
+    assert not answer.get("FunctionError"), payload
+    return payload
+
+
 def _denied_text(report: Report) -> str:
     return "\n".join(record.message for record in report.denied)
 
@@ -137,6 +148,9 @@ def test_every_strategy_with_failures_rollbacks_and_retirements_uses_exactly_the
         assert failed.failed_step == "createSecret"
         assert eventually(lambda: len(rt.alerts()) >= 1, 10)
         assert eventually(lambda: bool(_invocations(rt, "AlertSafetyNetFunction")), 10)
+        # the operator's probe (rotator plan) on that secret: the dry-run setSecret also looks
+        # for superseded versions (ListSecretVersionIds), as the real one does
+        assert _probe(rt, arn)["PlanOutcome"].startswith("setSecret would fail")
 
         # single-user set by the master (tag SecretRotationSetBy=master): createSecret checks
         # the master logs in, setSecret has it set the user's password; a rotation succeeds
@@ -162,8 +176,10 @@ def test_every_strategy_with_failures_rollbacks_and_retirements_uses_exactly_the
         )
         assert postgres_server.can_login(user, secret_value(rt, arn)["password"])
 
-        # alternating users (with the master)
-        assert rt.rotate(_alternating_secret(rt, postgres_server)).succeeded
+        # alternating users (with the master); the probe reads the master and its privileges
+        alternating = _alternating_secret(rt, postgres_server)
+        assert rt.rotate(alternating).succeeded
+        assert {e["Who"]: e["LogsIn"] for e in _probe(rt, alternating)["Logins"]}["master"]
 
         # IAM access keys: a rotation and its retirement (deactivate, delete); Secrets Manager
         # then retries the finishSecret (say its answer was lost): the router finds the

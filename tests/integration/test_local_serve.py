@@ -262,3 +262,48 @@ def test_rotator_migrate_dry_run_reports_through_the_endpoint(
     assert report["strategy"] == "single-user" and report["blocked"] is False
     assert password not in done.stdout + done.stderr
     assert "RotationLambdaARN" not in sm.describe_secret(SecretId=name)  # dry run: unchanged
+
+
+def test_rotator_status_and_plan_report_through_the_endpoint(
+    endpoint: dict[str, Any], postgres_server: DatabaseServer
+) -> None:
+    """The operator commands as a user runs them: a separate process, the served endpoint, the
+    probe function of the served stack; exit codes as documented, no value in the output."""
+    username, password = unique_name("ops"), new_password()
+    postgres_server.create_login(username, password)
+    SEEN_VALUES[f"{username} password"] = password
+    sm = _client(endpoint, "secretsmanager")
+    name = f"serve/{username}"
+    sm.create_secret(
+        Name=name, SecretString=json.dumps(database_secret(postgres_server, username, password))
+    )
+    sm.rotate_secret(
+        SecretId=name, RotationLambdaARN=endpoint["router_function_arn"], RotateImmediately=False
+    )
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": endpoint["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": endpoint["aws_secret_access_key"],
+    }
+    where = ["--endpoint-url", endpoint["endpoint_url"], "--region", "us-east-1"]
+
+    def rotator(*argv: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "rotator.cli", *argv, *where]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert password not in done.stdout + done.stderr
+        return done
+
+    planned = rotator("plan", name, "--json")
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["details"]["probe"]["Statements"] == [
+        f"ALTER ROLE \"{username}\" PASSWORD '<redacted>'"
+    ]
+    _rotate(endpoint, name)
+    rotated = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])["password"]
+    SEEN_VALUES[f"{username} rotated password"] = rotated
+    status = rotator("status", name)
+    assert status.returncode == 0, status.stderr
+    assert "AWSCURRENT" in status.stdout and "finishSecret SUCCEEDED" in status.stdout
+    assert rotated not in status.stdout + status.stderr
+    missing = rotator("status", "serve/no-such-secret")
+    assert missing.returncode == 1 and missing.stderr.startswith("rotator: ")

@@ -125,6 +125,24 @@ def test_every_handler_in_the_template_exists(logical_id: str) -> None:
         host.close()
 
 
+def test_the_probe_may_only_read() -> None:
+    """The operator's probe reads secrets and logs in; no write, no KMS, no state machine."""
+    actions = {a for s in _effective("ProbeFunction") for a in _actions(s)}
+    assert actions == {
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:ListSecretVersionIds",
+        "kms:Decrypt",  # only with SecretsKmsKeyArns, only through Secrets Manager
+    }
+    assert _attached("ProbeFunction") == {
+        "DescribeRotatedSecretsPolicy",
+        "ReadRotatedSecretsPolicy",
+        "ListRotatedSecretVersionsPolicy",
+        "ReadMasterSecretsPolicy",
+        "DecryptSecretsKeysPolicy",
+    }
+
+
 def test_only_the_router_may_write_versions_or_labels() -> None:
     writers = {name for name in _functions() if any(_actions(s) & WRITES for s in _effective(name))}
     assert writers == {"RouterFunction"}
@@ -167,6 +185,8 @@ def test_only_workers_that_need_the_master_secret_may_read_it() -> None:
         "RedisAclSetSecretFunction",
         "RedisAclRollbackFunction",
         "RedisAclRetireFunction",
+        # the operator's probe: logs in with the master to report whether it works
+        "ProbeFunction",
     }
     master = _statements(RESOURCES["ReadMasterSecretsPolicy"]["Properties"]["PolicyDocument"])
     assert {a for s in master for a in _actions(s)} == {
@@ -208,7 +228,7 @@ def _machine_workers(machine: str) -> set[str]:
 
 
 def test_every_worker_is_invoked_by_a_state_machine_and_allowed_to_be() -> None:
-    workers = set(_functions()) - {"RouterFunction", "AlertSafetyNetFunction"}
+    workers = set(_functions()) - {"RouterFunction", "AlertSafetyNetFunction", "ProbeFunction"}
     invoked = _machine_workers("RotationStateMachine") | _machine_workers("RetirementStateMachine")
     assert invoked == workers
     for machine in ("RotationStateMachine", "RetirementStateMachine"):
@@ -234,7 +254,7 @@ def test_only_database_and_redis_workers_join_the_vpc() -> None:
     assert in_vpc == {
         name
         for name in _functions()
-        if name.startswith(("SingleUser", "AlternatingUsers", "RedisAcl"))
+        if name.startswith(("SingleUser", "AlternatingUsers", "RedisAcl", "Probe"))
     }
     assert "VpcConfig" not in TEMPLATE["Globals"]["Function"]
 

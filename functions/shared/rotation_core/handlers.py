@@ -287,3 +287,35 @@ def _unexpected(exc: Exception, step: str) -> UnexpectedError:
         extra={"error_class": "UnexpectedError", "cause_class": type(exc).__name__},
     )
     return UnexpectedError(f"{step} failed with an unexpected {type(exc).__name__}")
+
+
+@_traced
+def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The operator's probe (rotator status/doctor/plan): findings about one secret, no values.
+
+    Reads and logs in only; it has no sealer and its role no write permission.
+    """
+    from rotation_core.probe import ProbeRequest
+    from rotation_core.probe import probe as run_probe
+
+    settings = Settings.load()
+    _bind(context, settings)
+    try:
+        request = ProbeRequest.parse(event)
+        logger.thread_safe_append_keys(secret_name=request.secret_id)
+        policy = connection_policy(context, settings)
+        ctx = WorkerContext(
+            secrets=SecretsManagerReader(_clients(settings)("secretsmanager")),
+            engines=lambda engine: adapters.engine_for(engine, policy),
+        )
+        answer = run_probe(ctx, request)
+    except RotationError as exc:
+        logger.error("probe failed", extra={"error_class": type(exc).__name__, "reason": str(exc)})
+        raise
+    except Exception as exc:
+        raise _unexpected(exc, "probe") from None
+    else:
+        logger.info("probe done", extra={"plan": request.plan})
+    finally:
+        logger.thread_safe_remove_keys(_CONTEXT_KEYS)
+    return answer

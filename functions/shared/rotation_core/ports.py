@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from rotation_core.models import (
     DatabaseCredentials,
@@ -126,6 +126,17 @@ class DatabaseEngine(Protocol):
     def is_twin(self, master: DatabaseCredentials, original: Any, clone: Any) -> bool: ...
 
     def describe(self, creds: DatabaseCredentials) -> str: ...
+
+    # the operator's probe (read-only)
+    def admin_privileges(self, admin: DatabaseCredentials) -> dict[str, bool]: ...
+
+    def clone_differences(
+        self, master: DatabaseCredentials, original: Any, clone: Any
+    ) -> list[str]: ...
+
+    def dry_run(self, placeholder: str) -> tuple[Self, list[str]]:
+        """A copy whose sessions run reads and record writes (redacted), and the record."""
+        ...
 
 
 class CredentialBackend(Protocol):

@@ -9,10 +9,11 @@ imported inside the subclasses' methods: the package imports without them.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from rotation_core.connection import ConnectionPolicy
 from rotation_core.exceptions import AuthenticationFailedError, RotationError
@@ -24,6 +25,8 @@ T = TypeVar("T")
 class Connector(ABC):
     def __init__(self, policy: ConnectionPolicy | None = None) -> None:
         self.policy = policy or ConnectionPolicy()
+        #: a dry run's recorded statements and placeholder password (see :meth:`dry_run`)
+        self._recording: tuple[list[str], str] | None = None
 
     @property
     def connect_timeout(self) -> int:
@@ -49,6 +52,10 @@ class Connector(ABC):
     def session(self, creds: DatabaseCredentials) -> Iterator[Any]:
         """A connection as ``creds``; driver errors leave as taxonomy errors."""
         conn = self._run(creds, "log in", self._open, creds)
+        if self._recording is not None:
+            from rotation_core.adapters.dry_run import RecordingConnection
+
+            conn = RecordingConnection(conn, *self._recording)
         try:
             yield conn
         finally:
@@ -71,6 +78,14 @@ class Connector(ABC):
             raise
         except self._driver_errors() as exc:
             raise self._classify(exc, creds, action) from None
+
+    def dry_run(self, placeholder: str) -> tuple[Self, list[str]]:
+        """A copy of this connector whose sessions run reads and record writes (redacted),
+        and the list the statements go to. Hand its flows ``placeholder`` as the password."""
+        engine = copy.copy(self)
+        statements: list[str] = []
+        engine._recording = (statements, placeholder)
+        return engine, statements
 
     def describe(self, creds: DatabaseCredentials) -> str:
         return f"{creds.username!r} on {creds.host}:{creds.port}"

@@ -57,6 +57,17 @@ class DatabaseEngine(Connector):
         """As an administrator: can ``clone`` do nothing that ``original`` cannot? Then taking
         it over gives nobody anything they did not have."""
 
+    # what the operator's probe reads (engines without them are not probed that far)
+    def _admin_privileges(self, conn: Any) -> dict[str, bool]:
+        """What the logged-in account holds of what a master needs (read-only): the
+        privilege's name as the engine spells it, and whether it is held."""
+        raise NotImplementedError
+
+    def _clone_differences(self, conn: Any, original: Any, clone: Any) -> list[str]:
+        """As an administrator, read-only: how ``clone`` differs from a twin of ``original``
+        (empty when it can do nothing the original cannot and lacks nothing it has)."""
+        raise NotImplementedError
+
     # optional steps of the alternating-users flow: engines that need them set the flag
     #: objects belong to users per database (PostgreSQL): fix ownership in the app's database
     OWNERSHIP_PER_DATABASE: ClassVar[bool] = False
@@ -134,6 +145,22 @@ class DatabaseEngine(Connector):
     def account_exists(self, master: DatabaseCredentials, account: Any) -> bool:
         with self.session(master) as conn:
             return bool(self._run(master, "look up a user", self._account_exists, conn, account))
+
+    # --- operator probes (read-only) ------------------------------------------------------------
+
+    def admin_privileges(self, admin: DatabaseCredentials) -> dict[str, bool]:
+        """Log in as ``admin`` and read which master privileges it holds."""
+        with self.session(admin) as conn:
+            return self._run(admin, "read privileges", self._admin_privileges, conn)
+
+    def clone_differences(
+        self, master: DatabaseCredentials, original: Any, clone: Any
+    ) -> list[str]:
+        """With the master: how ``clone`` differs from ``original`` (nothing is changed)."""
+        with self.session(master) as conn:
+            return self._run(
+                master, "compare the users", self._clone_differences, conn, original, clone
+            )
 
     def is_twin(self, master: DatabaseCredentials, original: Any, clone: Any) -> bool:
         with self.session(master) as conn:

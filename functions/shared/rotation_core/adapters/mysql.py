@@ -258,6 +258,26 @@ class MySQLEngine(DatabaseEngine):
         with conn.cursor() as cur:
             return set(_grants(cur, clone)) <= set(_grants(cur, original))
 
+    def _admin_privileges(self, conn: Any) -> dict[str, bool]:
+        """From SHOW GRANTS of the session's account: global CREATE USER and GRANT OPTION."""
+        with conn.cursor() as cur:
+            cur.execute("SHOW GRANTS")
+            grants = [_text(row[0]).upper() for row in cur.fetchall()]
+        everywhere = [g for g in grants if " ON *.* " in g]
+        return {
+            "CREATE USER": any("ALL PRIVILEGES" in g or "CREATE USER" in g for g in everywhere),
+            "GRANT OPTION": any("WITH GRANT OPTION" in g for g in everywhere),
+        }
+
+    def _clone_differences(self, conn: Any, original: Account, clone: Account) -> list[str]:
+        if not self._account_exists(conn, clone):
+            return [f"{clone[0]!r}@{clone[1]!r} does not exist yet: the next rotation creates it"]
+        with conn.cursor() as cur:
+            theirs, ours = set(_grants(cur, clone)), set(_grants(cur, original))
+        found = [f"the clone holds, the original does not: {g}" for g in sorted(theirs - ours)]
+        found += [f"the original holds, the clone does not: {g}" for g in sorted(ours - theirs)]
+        return found
+
     def _sync_clone(self, conn: Any, original: Account, clone: str, password: str | None) -> None:
         """Create the clone on the original's host, copy its TLS requirement, re-sync grants.
 

@@ -147,7 +147,9 @@ class PostgresEngine(DatabaseEngine):
         and logs only this, never the password."""
         from psycopg2.extensions import encrypt_password
 
-        return str(encrypt_password(password, username, conn, "scram-sha-256"))
+        from rotation_core.adapters.dry_run import driver_connection
+
+        return str(encrypt_password(password, username, driver_connection(conn), "scram-sha-256"))
 
     def _set_own_password(self, conn: Any, creds: DatabaseCredentials, new_password: str) -> None:
         self._set_user_password(conn, creds.username, new_password)
@@ -199,6 +201,15 @@ class PostgresEngine(DatabaseEngine):
         """The clone can do nothing the original cannot: no attributes beyond LOGIN, member
         of the original and of nothing else, named in no privilege and owning nothing
         anywhere (pg_shdepend covers every database). Handing it over gives nothing away."""
+        row = self._twin_facts(conn, clone)
+        if row is None:
+            return False
+        elevated, memberships, depended_on = row
+        return not elevated and list(memberships) == [str(original)] and not depended_on
+
+    @staticmethod
+    def _twin_facts(conn: Any, clone: Any) -> tuple[bool, list[str], bool] | None:
+        """(elevated attributes, roles it is a member of, owns or is granted anything)."""
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication"
@@ -214,9 +225,35 @@ class PostgresEngine(DatabaseEngine):
             )
             row = cur.fetchone()
         if row is None:
-            return False
+            return None
+        return bool(row[0]), [str(m) for m in row[1]], bool(row[2])
+
+    def _admin_privileges(self, conn: Any) -> dict[str, bool]:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT rolsuper, rolcreaterole FROM pg_catalog.pg_roles"
+                " WHERE rolname OPERATOR(pg_catalog.=) session_user"
+            )
+            row = cur.fetchone()
+        superuser, createrole = (bool(row[0]), bool(row[1])) if row else (False, False)
+        return {"SUPERUSER": superuser, "CREATEROLE": createrole or superuser}
+
+    def _clone_differences(self, conn: Any, original: Any, clone: Any) -> list[str]:
+        row = self._twin_facts(conn, clone)
+        if row is None:
+            return [f"{clone!r} does not exist yet: the next rotation creates it"]
         elevated, memberships, depended_on = row
-        return not elevated and list(memberships) == [str(original)] and not depended_on
+        found = []
+        if elevated:
+            found.append(f"{clone!r} has role attributes beyond LOGIN")
+        if str(original) not in memberships:
+            found.append(f"{clone!r} is not a member of {original!r} (setSecret grants it)")
+        others = sorted(set(memberships) - {str(original)})
+        if others:
+            found.append(f"{clone!r} is also a member of {others}")
+        if depended_on:
+            found.append(f"{clone!r} owns objects or is named in privileges of its own")
+        return found
 
     def _sync_clone(self, conn: Any, original: str, clone: str, password: str | None) -> None:
         """The clone acts as the original: a member of it, with ``role`` set to it at login.
