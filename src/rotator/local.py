@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import boto3
 
@@ -266,7 +266,8 @@ class LocalRuntime:
         self.cloud.enter()
         try:
             idle = self.cloud.pool.get(self._pool_key(), [])
-            self._handle = idle.pop() if idle else self._deploy()
+            # the pool holds only what this class put there (stop() returns its handle)
+            self._handle = cast(StackHandle, idle.pop()) if idle else self._deploy()
             self._attach()
         except BaseException:
             self.stop()

@@ -89,6 +89,8 @@ def test_the_deployed_stack_s_roles_hold_the_template_s_managed_policies(runtime
     prefix = runtime.stack_name
     assert _attached(runtime, router_role) == {
         BASIC,
+        # Tracing: Active (the router's role is written out: SAM adds nothing to it)
+        "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess",
         f"arn:aws:iam::123456789012:policy/{prefix}-describe-rotated-secrets",
         f"arn:aws:iam::123456789012:policy/{prefix}-read-rotated-secrets",
     }

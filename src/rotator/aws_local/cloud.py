@@ -18,13 +18,13 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rotator.aws_local.contracts import ACCOUNT, PooledStack, Runtime
 from rotator.aws_local.patches import MotoPatch, all_patches
 
 if TYPE_CHECKING:
     from rotator.aws_local.lambda_host import FunctionHost, FunctionSpec
-    from rotator.local import LocalRuntime, StackHandle
 
-ACCOUNT = "123456789012"
+__all__ = ["ACCOUNT", "LocalCloud"]
 
 
 class LocalCloud:
@@ -41,12 +41,12 @@ class LocalCloud:
         self._mock: Any = None
         self.patches: dict[type[MotoPatch], MotoPatch] = {}
         #: runtimes using a stack right now
-        self.runtimes: list[LocalRuntime] = []
+        self.runtimes: list[Runtime] = []
         #: idle stacks by (template, parameters, requested name)
-        self.pool: dict[tuple[Any, ...], list[StackHandle]] = {}
+        self.pool: dict[tuple[Any, ...], list[PooledStack]] = {}
         self.stack_names: set[str] = set()
         #: access key id -> the runtime whose function created it (propagation simulation)
-        self.key_creators: dict[str, LocalRuntime] = {}
+        self.key_creators: dict[str, Runtime] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ class LocalCloud:
 
     # --- what the patches look up -----------------------------------------------------------
 
-    def find_runtime(self, name_or_arn: str) -> LocalRuntime | None:
+    def find_runtime(self, name_or_arn: str) -> Runtime | None:
         """The runtime whose stack has this function (name, ARN or qualified ARN)."""
         for runtime in list(self.runtimes):
             if runtime.host is not None and runtime.host.find(name_or_arn) is not None:

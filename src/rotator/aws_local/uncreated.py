@@ -37,7 +37,7 @@ def _resolved_properties(deployed: Deployed, logical_id: str, region: str) -> di
     from moto.cloudformation.models import cloudformation_backends
     from moto.cloudformation.parsing import clean_json
 
-    from rotator.aws_local.cloud import ACCOUNT
+    from rotator.aws_local.contracts import ACCOUNT
 
     stack = cloudformation_backends[ACCOUNT][region].stacks[deployed.stack_id]
     resource = deployed.template["Resources"][logical_id]
@@ -108,7 +108,7 @@ def emit_service_event(
     """
     from moto.events.models import events_backends
 
-    from rotator.aws_local.cloud import ACCOUNT
+    from rotator.aws_local.contracts import ACCOUNT
     from rotator.iam_checker import ServiceInvokeDeniedError
 
     event: Any = {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from unittest import mock
 
 if TYPE_CHECKING:
-    from rotator.aws_local.cloud import LocalCloud
+    from rotator.aws_local.contracts import Cloud
 
 
 class MotoPatch:
@@ -22,7 +22,7 @@ class MotoPatch:
     #: the AWS documentation page whose behaviour the patch restores
     aws_doc: ClassVar[str] = ""
 
-    def __init__(self, cloud: LocalCloud) -> None:
+    def __init__(self, cloud: Cloud) -> None:
         self.cloud = cloud
         self._patchers: list[Any] = []
 

@@ -54,13 +54,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rotator.aws_local.contracts import ACCOUNT, Cloud, Runtime
 from rotator.aws_local.lambda_host import Invocation
 from rotator.aws_local.patches import MotoPatch
 
 if TYPE_CHECKING:
-    from rotator.aws_local.cloud import LocalCloud
     from rotator.aws_local.lambda_host import FunctionSpec
-    from rotator.local import LocalRuntime
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
@@ -107,7 +106,7 @@ class Rotation:
 
     def __init__(
         self,
-        runtime: LocalRuntime,
+        runtime: Runtime,
         secret: Any,
         token: str,
         function: FunctionSpec,
@@ -257,7 +256,7 @@ def _refused(function: FunctionSpec, event: dict[str, Any], refused: Exception) 
 
 
 def aws_like_rotate_secret(
-    cloud: LocalCloud,
+    cloud: Cloud,
     backend: Any,
     secret_id: str,
     client_request_token: str | None = None,
@@ -361,13 +360,11 @@ def rotation_of(runtime: Any, secret_arn: str, token: str) -> Rotation | None:
     return found[-1] if found else None
 
 
-def retry_now(runtime: LocalRuntime, secret_arn: str) -> Rotation:
+def retry_now(runtime: Runtime, secret_arn: str) -> Rotation:
     """Secrets Manager's automatic retry of the unfinished rotation, started now (tests use it
     instead of waiting for ``retry_interval``); a scheduled retry of that token is dropped."""
     from moto.secretsmanager.exceptions import InvalidRequestException
     from moto.secretsmanager.models import secretsmanager_backends
-
-    from rotator.aws_local.cloud import ACCOUNT
 
     secret: Any = secretsmanager_backends[ACCOUNT][runtime.region].describe_secret(secret_arn)
     assert runtime.host is not None
