@@ -178,6 +178,9 @@ def test_the_alerts_function_describes_only_secrets_this_stack_rotates() -> None
 def test_only_workers_that_need_the_master_secret_may_read_it() -> None:
     readers = {name for name in _functions() if "ReadMasterSecretsPolicy" in _attached(name)}
     assert readers == {
+        # single-user secrets tagged SecretRotationSetBy=master: the master sets the password
+        "SingleUserCreateSecretFunction",
+        "SingleUserSetSecretFunction",
         "SingleUserRollbackFunction",
         "AlternatingUsersCreateSecretFunction",
         "AlternatingUsersSetSecretFunction",
@@ -430,3 +433,20 @@ def test_state_machine_logs_are_vended_log_groups() -> None:
 def test_every_output_is_exported_for_other_stacks() -> None:
     for name, output in TEMPLATE["Outputs"].items():
         assert output["Export"]["Name"] == {"Fn::Sub": f"${{AWS::StackName}}-{name}"}, name
+
+
+def test_only_functions_in_the_vpc_may_manage_network_interfaces() -> None:
+    """SAM attaches AWSLambdaVPCAccessExecutionRole to a role it makes whenever VpcConfig is
+    present, even as an Fn::If that is false; the VPC workers' roles are written out so the
+    policy is attached only InVpc."""
+    vpc_policy = "AWSLambdaVPCAccessExecutionRole"
+    for name, resource in RESOURCES.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        if "VpcConfig" not in props:
+            continue
+        assert "Policies" not in props, f"{name}: SAM would attach {vpc_policy} unconditionally"
+        role = RESOURCES[props["Role"]["Fn::GetAtt"][0]]["Properties"]
+        attached = [p for p in role["ManagedPolicyArns"] if vpc_policy in json.dumps(p)]
+        assert attached and all("Fn::If" in p and p["Fn::If"][0] == "InVpc" for p in attached), name
