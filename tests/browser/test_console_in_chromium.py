@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from rotator.dbservers import DatabaseServer
-from tests.browser.slow_proxy import SlowProxy
 from tests.conftest import assert_no_value_in
 from tests.integration.conftest import database_secret, new_password, unique_name
+from tests.support.proxy import FlakyProxy
 from tests.support.serve import Served
 
 pytestmark = pytest.mark.integration
@@ -86,7 +86,7 @@ def test_a_succeeding_rotation_updates_the_page_live(
 ) -> None:
     """GIVEN the console following a secret on a database that answers slowly
     WHEN it rotates THEN the page shows the steps progress, without a reload, to SUCCEEDED."""
-    proxy = SlowProxy((postgres_server.host, postgres_server.port), delay=0.8)
+    proxy = FlakyProxy(postgres_server.host, postgres_server.port, delay=0.8)
     username, password = unique_name("console_live"), new_password()
     postgres_server.create_login(username, password)
     secret = database_secret(postgres_server, username, password, host="127.0.0.1", port=proxy.port)

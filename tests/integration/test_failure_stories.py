@@ -15,26 +15,33 @@ from tests.support.proxy import FlakyProxy
 pytestmark = pytest.mark.integration
 
 
+def _user_behind_a_proxy(rt: Any, server: DatabaseServer) -> tuple[FlakyProxy, str, str, str]:
+    """A login on ``server`` whose secret reaches it through a proxy the test can take down;
+    returns (proxy, secret ARN, username, password)."""
+    proxy = FlakyProxy(server.host, server.port)
+    username, password = unique_name(), new_password()
+    server.create_login(username, password)
+    secret = {
+        "engine": "mariadb" if server.engine == "mariadb" else "postgres",
+        "host": "127.0.0.1",
+        "port": proxy.port,
+        "username": username,
+        "password": password,
+        "dbname": "app",
+    }
+    arn = rt.client("secretsmanager").create_secret(
+        Name=f"story/{username}", SecretString=json.dumps(secret)
+    )["ARN"]
+    return proxy, arn, username, password
+
+
 def test_the_database_stops_answering_mid_rotation_clients_keep_a_working_current(
     runtime: Any, db_server: DatabaseServer
 ) -> None:
     """setSecret changes the password, then the database stops answering the test: the grace
     budget runs out, the password is rolled back, one alert says so, and the next attempt
     (database healthy again) succeeds."""
-    proxy = FlakyProxy(db_server.host, db_server.port)
-    username, old = unique_name(), new_password()
-    db_server.create_login(username, old)
-    secret = {
-        "engine": "mariadb" if db_server.engine == "mariadb" else "postgres",
-        "host": "127.0.0.1",
-        "port": proxy.port,
-        "username": username,
-        "password": old,
-        "dbname": "app",
-    }
-    arn = runtime.client("secretsmanager").create_secret(
-        Name=f"story/{username}", SecretString=json.dumps(secret)
-    )["ARN"]
+    proxy, arn, username, old = _user_behind_a_proxy(runtime, db_server)
 
     def outage(spec: Any, _event: Any) -> None:
         if spec.logical_id == "SingleUserTestSecretFunction":
@@ -89,20 +96,7 @@ def test_a_database_down_from_the_start_is_retried_and_the_alert_says_how_often(
     """A transient error (the database does not answer at createSecret) is retried
     RetryMaxAttempts times before the alert; the alert says so (a permanent error's says 0,
     see test_a_wrong_current_password_fails_once_and_changes_nothing)."""
-    proxy = FlakyProxy(db_server.host, db_server.port)
-    username, old = unique_name(), new_password()
-    db_server.create_login(username, old)
-    secret = {
-        "engine": "mariadb" if db_server.engine == "mariadb" else "postgres",
-        "host": "127.0.0.1",
-        "port": proxy.port,
-        "username": username,
-        "password": old,
-        "dbname": "app",
-    }
-    arn = runtime.client("secretsmanager").create_secret(
-        Name=f"story/{username}", SecretString=json.dumps(secret)
-    )["ARN"]
+    proxy, arn, username, old = _user_behind_a_proxy(runtime, db_server)
     proxy.down_for(3600)
     try:
         outcome = runtime.rotate(arn)

@@ -1,5 +1,6 @@
 """A loopback TCP proxy that can refuse connections for a while: a database going down and
-coming back, as the workers see it over the network."""
+coming back, as the workers see it over the network; or hold each new connection for a moment
+(``delay``): a database a little far away, so that a rotation takes long enough to watch."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import time
 
 
 class FlakyProxy:
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    def __init__(self, upstream_host: str, upstream_port: int, *, delay: float = 0.0) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.delay = delay
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._down_until = 0.0
@@ -44,13 +46,20 @@ class FlakyProxy:
                 self.refused += 1
                 client.close()
                 continue
-            try:
-                upstream = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
+            if self.delay:
+                threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+            else:
+                self._connect(client)
+
+    def _connect(self, client: socket.socket) -> None:
+        time.sleep(self.delay)
+        try:
+            upstream = socket.create_connection(self.upstream, timeout=5)
+        except OSError:
+            client.close()
+            return
+        for source, target in ((client, upstream), (upstream, client)):
+            threading.Thread(target=_pump, args=(source, target), daemon=True).start()
 
 
 def _pump(source: socket.socket, target: socket.socket) -> None:
