@@ -189,7 +189,11 @@ class Servers:
     def available(self, engine: str) -> bool:
         from rotator.dbservers import mariadb_available, postgres_available, redis_available
 
-        checks = {"postgres": postgres_available, "mariadb": mariadb_available, "redis": redis_available}
+        checks = {
+            "postgres": postgres_available,
+            "mariadb": mariadb_available,
+            "redis": redis_available,
+        }
         return engine == "iam" or checks[engine]()
 
     def get(self, engine: str) -> Any:
@@ -251,7 +255,11 @@ def local_stack(servers: Servers, parse_cache: bool = True, **kwargs: Any) -> It
         **kwargs,
     ) as rt:
         assert rt.cloud is not None
-        with rt.cloud.suspended(ParsedDefinitionsAreCached) if not parse_cache else contextlib.nullcontext():
+        with (
+            rt.cloud.suspended(ParsedDefinitionsAreCached)
+            if not parse_cache
+            else contextlib.nullcontext()
+        ):
             yield rt
 
 
@@ -322,11 +330,15 @@ def make_secret(rt: Any, servers: Servers, strategy: str, engine: str) -> BenchS
     return BenchSecret(arn, strategy, engine, username, server)
 
 
-def available_combos(servers: Servers, wanted: Sequence[tuple[str, str]] = COMBOS) -> list[tuple[str, str]]:
+def available_combos(
+    servers: Servers, wanted: Sequence[tuple[str, str]] = COMBOS
+) -> list[tuple[str, str]]:
     chosen = []
     for strategy, engine in wanted:
         if servers.available(engine):
             chosen.append((strategy, engine))
         else:
-            say(f"  ({engine} server binaries are not installed here: skipping {strategy}/{engine})")
+            say(
+                f"  ({engine} server binaries are not installed here: skipping {strategy}/{engine})"
+            )
     return chosen
