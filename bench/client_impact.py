@@ -16,8 +16,9 @@ Four kinds of application, one after the other, on the same secret and server:
 
 Reported per strategy/engine and application: operations, failed operations (what the
 application got as an error), raw authentication failures (logins the server refused,
-retried or not), and the outage window per rotation (first to last failed operation inside
-that rotation; 0 when none failed), p50/p95/max.
+retried or not), the outage window per rotation (first to last failed operation inside
+that rotation; 0 when none failed), p50/p95/max, and the slowest operation (how long a call
+that the client library retried kept the application waiting).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def _client_library() -> Any:
 class Op:
     at: float
     ok: bool
+    took: float  # seconds the application waited for this operation (retries included)
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Canary:
         rc = _client_library()
         self.rc = rc
         engine = self.secret.engine
+        self._driver_connect: Any
         if engine == "mariadb":
             import pymysql
             from rotation_client.mysql import connection_params
@@ -138,7 +141,9 @@ class Canary:
 
     def run(self) -> None:
         while not self.stop.is_set():
-            self.ops.append(Op(time.perf_counter(), self.operation()))
+            began = time.perf_counter()
+            ok = self.operation()
+            self.ops.append(Op(began, ok, time.perf_counter() - began))
             self.stop.wait(PAUSE)
 
     def raw_failures(self) -> int:
@@ -187,6 +192,7 @@ def measure(
         "failed_operations": failed,
         "failed_percent": round(100.0 * failed / len(during), 1) if during else float("nan"),
         "raw_auth_failures": canary.raw_failures(),
+        "slowest_operation_ms": round(max((o.took for o in during), default=0.0) * 1000.0, 1),
         "outage_ms": {
             "p50": round(percentile(windows, 0.5), 1),
             "p95": round(percentile(windows, 0.95), 1),
@@ -235,6 +241,7 @@ def run(
                 "outage p50 ms",
                 "p95",
                 "max",
+                "slowest op ms",
             ],
             [
                 [
@@ -247,6 +254,7 @@ def run(
                     r["outage_ms"]["p50"],
                     r["outage_ms"]["p95"],
                     r["outage_ms"]["max"],
+                    r["slowest_operation_ms"],
                 ]
                 for name, modes in results.items()
                 for mode, r in modes.items()

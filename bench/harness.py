@@ -168,8 +168,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], title: str = ""
 
 def say(text: str = "") -> None:
     """Print to the real stdout, also while :func:`quiet_functions` swallows ``print``."""
-    sys.__stdout__.write(text + "\n")
-    sys.__stdout__.flush()
+    out = sys.__stdout__
+    if out is not None:
+        out.write(text + "\n")
+        out.flush()
 
 
 # --- servers and the stack ---------------------------------------------------------------------
