@@ -42,7 +42,9 @@ def test_a_quick_latency_run_prints_its_tables_and_writes_its_results() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "RotateSecret and the direct path (ms)" in done.stdout
     assert "Per step, p50 ms" in done.stdout
-    results = json.loads((ROOT / "bench" / "results" / "dev" / "smoke" / "latency.json").read_text())
+    results = json.loads(
+        (ROOT / "bench" / "results" / "dev" / "smoke" / "latency.json").read_text()
+    )
     for combo in ("single-user/postgres", "multi-credential/iam"):
         measured = results["results"][combo]
         assert measured["orchestrated"]["failures"] == 0, measured["orchestrated"]["errors"]
