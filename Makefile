@@ -13,7 +13,7 @@ ASL_VALIDATOR := $(NODE_TOOLS)/node_modules/.bin/asl-validator
 PIP_QUIET := --quiet --disable-pip-version-check
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: docs docs-check lock lock-upgrade lock-check demo test lint sam ci serve clean asl asl-check deploy-check checkov
+.PHONY: bench bench-quick docs docs-check lock lock-upgrade lock-check demo test lint sam ci serve clean asl asl-check deploy-check checkov
 
 $(STAMP): pyproject.toml functions/shared/requirements.txt functions/single_user/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -104,3 +104,11 @@ ci: test lint deploy-check checkov sam
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .tools .ci-out .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+## Benchmarks (latency, client impact, cold start): tables on stdout, JSON in bench/results/.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+## The same in under two minutes (a few rotations each).
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick

@@ -168,8 +168,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], title: str = ""
 
 def say(text: str = "") -> None:
     """Print to the real stdout, also while :func:`quiet_functions` swallows ``print``."""
-    sys.__stdout__.write(text + "\n")
-    sys.__stdout__.flush()
+    out = sys.__stdout__
+    if out is not None:
+        out.write(text + "\n")
+        out.flush()
 
 
 # --- servers and the stack ---------------------------------------------------------------------
@@ -189,7 +191,11 @@ class Servers:
     def available(self, engine: str) -> bool:
         from rotator.dbservers import mariadb_available, postgres_available, redis_available
 
-        checks = {"postgres": postgres_available, "mariadb": mariadb_available, "redis": redis_available}
+        checks = {
+            "postgres": postgres_available,
+            "mariadb": mariadb_available,
+            "redis": redis_available,
+        }
         return engine == "iam" or checks[engine]()
 
     def get(self, engine: str) -> Any:
@@ -251,7 +257,11 @@ def local_stack(servers: Servers, parse_cache: bool = True, **kwargs: Any) -> It
         **kwargs,
     ) as rt:
         assert rt.cloud is not None
-        with rt.cloud.suspended(ParsedDefinitionsAreCached) if not parse_cache else contextlib.nullcontext():
+        with (
+            rt.cloud.suspended(ParsedDefinitionsAreCached)
+            if not parse_cache
+            else contextlib.nullcontext()
+        ):
             yield rt
 
 
@@ -322,11 +332,15 @@ def make_secret(rt: Any, servers: Servers, strategy: str, engine: str) -> BenchS
     return BenchSecret(arn, strategy, engine, username, server)
 
 
-def available_combos(servers: Servers, wanted: Sequence[tuple[str, str]] = COMBOS) -> list[tuple[str, str]]:
+def available_combos(
+    servers: Servers, wanted: Sequence[tuple[str, str]] = COMBOS
+) -> list[tuple[str, str]]:
     chosen = []
     for strategy, engine in wanted:
         if servers.available(engine):
             chosen.append((strategy, engine))
         else:
-            say(f"  ({engine} server binaries are not installed here: skipping {strategy}/{engine})")
+            say(
+                f"  ({engine} server binaries are not installed here: skipping {strategy}/{engine})"
+            )
     return chosen

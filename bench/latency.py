@@ -42,7 +42,11 @@ WORKERS = {
     "iam": "IamKeys",
     "redis": "RedisAcl",
 }
-WORKER_STEPS = {"createSecret": "CreateSecret", "setSecret": "SetSecret", "testSecret": "TestSecret"}
+WORKER_STEPS = {
+    "createSecret": "CreateSecret",
+    "setSecret": "SetSecret",
+    "testSecret": "TestSecret",
+}
 
 
 @dataclass
@@ -111,6 +115,7 @@ class Direct:
         rotation: the workers' roles read only secrets whose rotation function is the router
         (``secretsmanager:resource/AllowRotationLambdaArn``)."""
         from moto.secretsmanager.models import secretsmanager_backends
+
         from rotator.local import ACCOUNT
 
         found: Any = secretsmanager_backends[ACCOUNT][self.rt.region].describe_secret(secret.arn)
@@ -118,7 +123,9 @@ class Direct:
         found.rotation_enabled = True
 
     def _worker(self, secret: BenchSecret, step: str) -> Any:
-        prefix = WORKERS.get(secret.engine if secret.strategy == "multi-credential" else secret.strategy)
+        prefix = WORKERS.get(
+            secret.engine if secret.strategy == "multi-credential" else secret.strategy
+        )
         return self.rt.spec.functions[f"{prefix}{WORKER_STEPS[step]}Function"]
 
     def _invoke(self, secret: BenchSecret, step: str, base: dict[str, Any]) -> tuple[Any, float]:
@@ -213,14 +220,15 @@ def run(
             direct_secret = make_secret(rt, servers, strategy, engine)
             direct.prepare(direct_secret)
             # one of each first, not counted: handler imports, first connections, TLS contexts
-            warm = rotate_orchestrated(rt, recorder, orchestrated_secret), direct.rotate(direct_secret)
+            warm = (
+                rotate_orchestrated(rt, recorder, orchestrated_secret),
+                direct.rotate(direct_secret),
+            )
             runs: dict[str, list[Timed]] = {"orchestrated": [], "direct": []}
             for _ in range(rotations):
                 runs["orchestrated"].append(rotate_orchestrated(rt, recorder, orchestrated_secret))
                 runs["direct"].append(direct.rotate(direct_secret))
-            results[name] = {
-                path: _summarize(timed) for path, timed in runs.items()
-            }
+            results[name] = {path: _summarize(timed) for path, timed in runs.items()}
             results[name]["warm_up_ms"] = {
                 "orchestrated": round(warm[0].total * 1000, 1),
                 "direct": round(warm[1].total * 1000, 1),
@@ -294,20 +302,34 @@ def _plot(results: dict[str, Any], out: Output) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        say("  (matplotlib is not installed: no plot; bench/run installs it)")
+        say("  (matplotlib is not installed: no plot)")
         return
     names = list(results)
     if not names:
         return
     fig, ax = plt.subplots(figsize=(10, 4.8))
-    colors = {"createSecret": "#4c72b0", "setSecret": "#dd8452", "testSecret": "#55a868", "finishSecret": "#c44e52"}
+    colors = {
+        "createSecret": "#4c72b0",
+        "setSecret": "#dd8452",
+        "testSecret": "#55a868",
+        "finishSecret": "#c44e52",
+    }
     for row, path in enumerate(("orchestrated", "direct")):
         positions = [i * 2.6 + row for i in range(len(names))]
         bottoms = [0.0] * len(names)
         for step in STEPS:
-            heights = [results[n][path]["steps"].get(step, {}).get("p50", 0.0) or 0.0 for n in names]
-            ax.bar(positions, heights, bottom=bottoms, color=colors[step], width=0.9,
-                   label=step if row == 0 else None, alpha=1.0 if path == "orchestrated" else 0.55)
+            heights = [
+                results[n][path]["steps"].get(step, {}).get("p50", 0.0) or 0.0 for n in names
+            ]
+            ax.bar(
+                positions,
+                heights,
+                bottom=bottoms,
+                color=colors[step],
+                width=0.9,
+                label=step if row == 0 else None,
+                alpha=1.0 if path == "orchestrated" else 0.55,
+            )
             bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     ax.set_xticks([i * 2.6 + 0.5 for i in range(len(names))])
     ax.set_xticklabels([n.replace("/", "\n") for n in names], fontsize=8)

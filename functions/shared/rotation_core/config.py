@@ -78,6 +78,7 @@ class Settings:
     exclude_characters: str | None
     poll_initial_seconds: float
     poll_max_seconds: float
+    poll_growth: float
     retire_after_seconds: int | None
     postgres_scram_only: bool
     alert_topic_arn: str | None
@@ -93,8 +94,9 @@ class Settings:
             retirement_state_machine_arn=setting("RETIREMENT_STATE_MACHINE_ARN") or None,
             password_length=setting("PASSWORD_LENGTH"),
             exclude_characters=setting("EXCLUDE_CHARACTERS"),
-            poll_initial_seconds=float_setting("POLL_INITIAL_SECONDS", 0.2),
+            poll_initial_seconds=float_setting("POLL_INITIAL_SECONDS", 0.1),
             poll_max_seconds=float_setting("POLL_MAX_SECONDS", 2.0),
+            poll_growth=float_setting("POLL_GROWTH", 0.25),
             retire_after_seconds=int_setting("RETIRE_AFTER_SECONDS", 0) or None,
             postgres_scram_only=(setting("POSTGRES_SCRAM_ONLY") or "").lower() == "true",
             alert_topic_arn=setting("ALERT_TOPIC_ARN") or None,

@@ -176,6 +176,7 @@ def build_router(settings: Settings | None = None) -> Router:
             default_policy=defaults,
             poll_initial_seconds=settings.poll_initial_seconds,
             poll_max_seconds=settings.poll_max_seconds,
+            poll_growth=settings.poll_growth,
         ),
     )
 

@@ -20,6 +20,7 @@ from rotation_core.exceptions import (
     PERMANENT_ERRORS,
     TRANSIENT_ERRORS,
     AwsRequestError,
+    AwsThrottlingError,
     InvalidEventError,
     InvalidSecretError,
     RotationInProgressError,
@@ -60,11 +61,48 @@ class RouterConfig:
     state_machine_arn: str
     retirement_state_machine_arn: str | None = None
     default_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
-    poll_initial_seconds: float = 0.2
+    #: see :class:`PollSchedule`
+    poll_initial_seconds: float = 0.1
     poll_max_seconds: float = 2.0
+    poll_growth: float = 0.25
     #: stop waiting this long before the Lambda would be killed
     safety_margin_seconds: float = 5.0
     max_attempts: int = 25
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """How long the router sleeps between two ``DescribeExecution`` calls of one execution.
+
+    The first poll comes ``first`` seconds after the start (steps usually end in well under a
+    second); each later wait is ``growth`` times the time already waited, never less than
+    ``first`` nor more than ``cap``. So the router sees an execution's end at most
+    ``growth`` x its duration late (25 % by default) until the waits reach the cap, and at
+    most ``cap`` late after that, with about ``log(T / first) / log(1 + growth)`` calls for a
+    step of ``T`` seconds.
+
+    What bounds it: DescribeExecution is throttled per account and Region with a token bucket
+    of 300 calls refilled at 15 per second (us-east-1, us-west-2, eu-west-1; 250 and 10 per
+    second in other Regions), shared by every router of the account (AWS Step Functions
+    Developer Guide, "Quotas", API action throttling:
+    https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html). A router
+    waiting on a long step costs at most ``1 / cap`` calls per second (0.5 by default), so a
+    few dozen rotations in flight stay inside the refill rate; a short step costs its
+    handful of early calls from the bucket. A throttled poll (``ThrottlingException``) is
+    not an error: the router waits the cap and asks again, and the execution runs on.
+    """
+
+    first: float = 0.1
+    growth: float = 0.25
+    cap: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.first <= self.cap) or self.growth <= 0:
+            raise ValueError("poll schedule needs 0 < first <= cap and growth > 0")
+
+    def next_delay(self, waited: float) -> float:
+        """The wait before the next poll, after ``waited`` seconds (0 before the first)."""
+        return min(self.cap, max(self.first, waited * self.growth))
 
 
 def resolve_strategy(tags: dict[str, str], current: dict[str, Any]) -> str:
@@ -237,16 +275,61 @@ class Router:
             seconds=max(0.0, remaining_seconds() - self._config.safety_margin_seconds)
         )
         step_input[DEADLINE_FIELD] = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if step == "finishSecret":
+            return self._finish(metadata, token, strategy, step_input)
         execution_arn, output = self.run_step(step_input, remaining_seconds)
         if step == "createSecret":
             self._store_pending(metadata, token, current, output, event.get("RotationToken"))
-        elif step == "finishSecret":
-            self._secrets.finish(metadata.arn, token)
-            self.facts.finished = self._now()
-            logger.info("AWSCURRENT moved to the new version")
-            self._retire_previous(metadata, token, strategy)
-            self._note_rotation_times(step_input)
         return {"Step": step, "Outcome": Outcome.DONE, "ExecutionArn": execution_arn}
+
+    def _finish(
+        self, metadata: SecretMetadata, token: str, strategy: str, step_input: dict[str, Any]
+    ) -> dict[str, Any]:
+        """finishSecret without an execution's round trip inside the outage window.
+
+        The finishSecret execution changes nothing in any backend (it routes to a Pass state:
+        no worker, no rollback, no alert on its path), so waiting for it only kept single-user
+        clients locked out for one more round trip. The router checks that this token's test
+        passed (done by the caller), moves AWSCURRENT (UpdateSecretVersionStage with
+        MoveToVersionId and RemoveFromVersionId, as before), then starts the step's
+        execution without awaiting it, so the console still shows all four steps.
+
+        The order keeps the one-alert rule: if the label move fails, no finishSecret execution
+        exists, the router fails, and Secrets Manager's RotationFailed reaches the safety net,
+        which finds no running or alerting execution of this token and announces it once.
+        Once the label moved the rotation is done; a failure to record the step (throttling,
+        say) is logged, not raised: failing would report a rotation that did complete.
+        """
+        self._secrets.finish(metadata.arn, token)
+        self.facts.finished = self._now()
+        logger.info("AWSCURRENT moved to the new version")
+        execution_arn = self._record_finish(step_input)
+        self._retire_previous(metadata, token, strategy)
+        self._note_rotation_times(step_input)
+        return {"Step": "finishSecret", "Outcome": Outcome.DONE, "ExecutionArn": execution_arn}
+
+    def _record_finish(self, step_input: dict[str, Any]) -> str | None:
+        """Start the finishSecret execution (never awaited); its ARN, or None if not recorded."""
+        body = _body(step_input)
+        token, secret_arn = step_input["Token"], step_input["SecretArn"]
+        try:
+            for attempt in range(1, self._config.max_attempts + 1):
+                name = execution_name("finishSecret", token, secret_arn, attempt)
+                arn = self._execution_arn(name)
+                if self._start(name, body):
+                    logger.info("finishSecret recorded", extra={"execution_arn": arn})
+                    return arn
+                existing = self._runner.describe(arn)
+                if existing is not None and _same_input(existing, body):
+                    return arn  # an earlier invocation of this step recorded it
+        except (AwsThrottlingError, AwsRequestError) as exc:
+            logger.error(
+                "finishSecret done but its execution could not be started",
+                extra={"error_class": type(exc).__name__, "reason": str(exc)},
+            )
+            return None
+        logger.error("finishSecret done but every execution name of this step is taken")
+        return None
 
     def _describe_secret(self, secret_id: str) -> SecretMetadata:
         try:
@@ -355,6 +438,8 @@ class Router:
                 if status in _TERMINAL_FAILURES or (status == "SUCCEEDED" and not reuse_success):
                     continue
                 logger.info("attaching to existing execution", extra={"execution_arn": arn})
+                if status == "SUCCEEDED":
+                    return arn, json.loads(existing.output or "{}")
             else:
                 logger.info("started execution", extra={"execution_arn": arn})
             finished = self._wait(arn, remaining_seconds)
@@ -456,19 +541,31 @@ class Router:
         return self._runner.start(machine or self._config.state_machine_arn, name, body)
 
     def _wait(self, arn: str, remaining_seconds: Callable[[], float]) -> Execution:
-        delay = self._config.poll_initial_seconds
+        """Poll the execution until it ends (see :class:`PollSchedule` for the intervals)."""
+        config = self._config
+        schedule = PollSchedule(
+            config.poll_initial_seconds, config.poll_growth, config.poll_max_seconds
+        )
+        began = self._clock()
+        delay = schedule.next_delay(0.0)
         while True:
-            found = self._runner.describe(arn)
-            if found is None:
-                raise RotationStateError(f"execution {arn} disappeared")
-            if found.status != "RUNNING":
-                return found
-            if remaining_seconds() - delay < self._config.safety_margin_seconds:
+            if remaining_seconds() - delay < config.safety_margin_seconds:
                 raise RotationInProgressError(
                     f"execution {arn} is still running; a retry of this step will attach to it"
                 )
             self._sleep(delay)
-            delay = min(delay * 1.5, self._config.poll_max_seconds)
+            try:
+                found = self._runner.describe(arn)
+            except AwsThrottlingError:
+                # the account's DescribeExecution bucket is empty: ask again later
+                logger.warning("execution poll throttled", extra={"execution_arn": arn})
+                delay = schedule.cap
+                continue
+            if found is None:
+                raise RotationStateError(f"execution {arn} disappeared")
+            if found.status != "RUNNING":
+                return found
+            delay = schedule.next_delay(self._clock() - began)
 
     @staticmethod
     def _failure_message(step: str, arn: str, finished: Execution) -> str:
