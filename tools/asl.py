@@ -41,7 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "functions" / "shared"))
 
 from rotation_core import exceptions  # noqa: E402
-from rotation_core.recovery import CLEAR_AND_ROTATE, RECOVERY, URGENT  # noqa: E402
+from rotation_core.recovery import (  # noqa: E402
+    ALERT_SCHEMA_VERSION,
+    CLEAR_AND_ROTATE,
+    RECOVERY,
+    URGENT,
+)
 from rotation_core.router import RouterConfig  # noqa: E402
 
 OUTPUT = ROOT / "statemachine"
@@ -223,6 +228,7 @@ def alert_states(subject: str, fail_state: str) -> dict[str, Any]:
             "Type": "Pass",
             "Comment": "Reached only when the alert could not be described; names nothing but the execution.",
             "Parameters": {
+                "schema_version": ALERT_SCHEMA_VERSION,
                 "error": "AlertDescriptionFailed",
                 "execution_arn.$": "$$.Execution.Id",
                 "next_steps": "Open the execution: its history shows the failed state and why.",
@@ -263,6 +269,7 @@ def alert_states(subject: str, fail_state: str) -> dict[str, Any]:
 
 def common_fields() -> dict[str, Any]:
     return {
+        "schema_version": ALERT_SCHEMA_VERSION,
         "secret_name.$": "$.SecretName",
         "secret_arn.$": "$.SecretArn",
         "strategy.$": "$.Strategy",

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rotation_core.recovery import ALERT_SCHEMA_VERSION
 from rotator.checks import eventually
 from tests.functional.conftest import UNREACHABLE, create_secret
 
@@ -30,6 +31,7 @@ def test_a_failure_the_state_machine_announced_is_not_announced_again(runtime: A
     assert outcome.failed_step == "createSecret"
     alerts = runtime.alerts()
     assert len(alerts) == 1 and alerts[0].message["error"] == "DatabaseUnavailableError"
+    assert alerts[0].message["schema_version"] == ALERT_SCHEMA_VERSION
     assert _safety_net_outcomes(runtime) == ["already-announced"]
 
 
@@ -41,6 +43,7 @@ def test_a_failure_before_any_execution_is_announced_by_the_safety_net(runtime: 
     assert len(alerts) == 1
     assert alerts[0].message["secret_arn"] == arn and alerts[0].message["error"] == "RotationFailed"
     assert "outside the state machine" in alerts[0].subject
+    assert alerts[0].message["schema_version"] == ALERT_SCHEMA_VERSION
     assert _safety_net_outcomes(runtime) == ["announced"]
 
 

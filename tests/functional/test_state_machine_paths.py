@@ -179,3 +179,17 @@ def test_only_a_later_execution_of_a_step_skips_the_alert() -> None:
                 # only * is a wildcard in StringMatches, as in fnmatch without ? or [
                 later = any(fnmatch.fnmatchcase(name, p) for p in asl.later_attempt_patterns())
                 assert later == (attempt > 1), name
+
+
+@pytest.mark.parametrize("machine", ["rotation.asl.json", "retirement.asl.json"])
+def test_every_alert_the_state_machines_write_carries_the_schema_version(machine: str) -> None:
+    from rotation_core.recovery import ALERT_SCHEMA_VERSION
+
+    writers = [
+        (name, state)
+        for name, state, _ in _states(_definition(machine)["States"])
+        if state.get("Type") == "Pass" and state.get("ResultPath") == "$.alert"
+    ]
+    assert len(writers) >= 2, "the walk finds the alert descriptions"
+    for name, state in writers:
+        assert state["Parameters"].get("schema_version") == ALERT_SCHEMA_VERSION, name

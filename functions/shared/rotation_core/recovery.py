@@ -11,6 +11,10 @@ https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.
 
 from __future__ import annotations
 
+#: version of every JSON alert's shape (the state machines' and the safety net's): raised when a
+#: field is renamed or removed or changes meaning, never for an added field
+ALERT_SCHEMA_VERSION = 1
+
 #: how to rotate now with a new token (clear the unfinished version first); arn, token, arn
 CLEAR_AND_ROTATE = (
     "aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSPENDING "

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from rotation_core.observability import logger
 from rotation_core.ports import SecretStore
+from rotation_core.recovery import ALERT_SCHEMA_VERSION
 from rotation_core.router import belongs_to_rotation
 from rotation_core.vocabulary import Outcome
 
@@ -178,7 +179,7 @@ class SafetyNet:
         return self._history.published_alert(execution_arn)
 
     def _publish(self, subject: str, body: dict[str, Any]) -> None:
-        self._publish_message(subject[:100], body)
+        self._publish_message(subject[:100], {"schema_version": ALERT_SCHEMA_VERSION, **body})
         logger.info("safety-net alert published", extra={"subject": subject[:100]})
 
     def _log_url(self) -> str:

@@ -174,7 +174,17 @@ class FunctionHost:
         logging.getLogger(SERVICE_LOGGER).removeHandler(self.sink)
 
     def find(self, name_or_arn: str) -> FunctionSpec | None:
+        """The function a name, ARN or qualified ARN (``:<version>``, ``:<alias>``) names.
+
+        Every version of a function runs the code of the source tree the stack was deployed
+        from: the in-process host loads one copy of each module (and of ``rotation_core``).
+        """
         key = name_or_arn.split(":$LATEST")[0]
+        parts = key.split(":")
+        if len(parts) == 8 and parts[5] == "function":
+            key = ":".join(parts[:7])  # a version or alias of the function
+        elif len(parts) == 2:
+            key = parts[0]  # name:qualifier
         return self._by_arn.get(key) or self._by_name.get(key.rsplit(":", 1)[-1])
 
     def handler(self, spec: FunctionSpec) -> Callable[..., Any]:

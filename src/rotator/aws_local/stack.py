@@ -200,12 +200,12 @@ def parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dic
 
 
 def unsupported_types(translated: dict[str, Any]) -> list[str]:
-    """Resource types of ``translated`` that moto's CloudFormation skips (creates nothing for)."""
-    from moto.cloudformation.parsing import get_model_map
+    """Resource types of ``translated`` that moto's CloudFormation skips (creates nothing for),
+    as patched (:mod:`rotator.aws_local.patches` adds types) when the patches are on."""
+    from moto.cloudformation import parsing
 
-    supported = get_model_map()
     types = {r["Type"] for r in translated.get("Resources", {}).values()}
-    return sorted(t for t in types if t not in supported)
+    return sorted(t for t in types if parsing.resource_class_from_type(t) is None)
 
 
 @dataclass

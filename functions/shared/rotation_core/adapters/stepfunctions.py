@@ -12,6 +12,21 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 
+def unqualified(machine: str) -> str:
+    """The state machine's own ARN, without a version number or alias name after its name.
+
+    The router starts executions on the state machine's alias (``...:stateMachine:<name>:live``)
+    so that each runs the version the alias points to when it starts; Step Functions associates
+    the execution with that alias and version, but the execution belongs to the state machine:
+    its ARN is ``...:execution:<name>:<execution name>`` and execution names are unique per state
+    machine, whichever version ran them. Listing by the unqualified ARN returns every execution;
+    a version or alias ARN would return only those started through it.
+    https://docs.aws.amazon.com/step-functions/latest/dg/execution-alias-version-associate.html
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_ListExecutions.html
+    """
+    return ":".join(machine.split(":")[:7])
+
+
 class StepFunctionsRunner:
     def __init__(self, client: SFNClient) -> None:
         self._client = client
@@ -19,7 +34,7 @@ class StepFunctionsRunner:
     def execution_arn(self, machine: str, name: str) -> str:
         # An execution's ARN is its state machine's with "execution" for "stateMachine" and
         # the name appended (Step Functions API reference, DescribeExecution / StartExecution)
-        base = machine.replace(":stateMachine:", ":execution:", 1)
+        base = unqualified(machine).replace(":stateMachine:", ":execution:", 1)
         return f"{base}:{name}"
 
     def start(self, machine: str, name: str, body: str) -> bool:
@@ -57,7 +72,7 @@ class StepFunctionsRunner:
         found: list[dict[str, Any]] = []
         with aws_errors("ListExecutions"):
             for page in self._client.get_paginator("list_executions").paginate(
-                stateMachineArn=machine
+                stateMachineArn=unqualified(machine)
             ):
                 found.extend(dict(e) for e in page["executions"])
         return found
