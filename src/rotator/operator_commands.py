@@ -322,33 +322,29 @@ def _label_repairs(
     current = next(
         (v for v, s in meta.get("VersionIdsToStages", {}).items() if "AWSCURRENT" in s), None
     )
-    if logins.get("AWSCURRENT"):
+    if logins.get("AWSCURRENT") is True:
         return [
             Repair(
                 "AWSCURRENT logs in: clear the unfinished version; the next rotation starts afresh",
                 {"SecretId": arn, "VersionStage": "AWSPENDING", "RemoveFromVersionId": token},
             )
         ]
-    if logins.get("AWSPENDING") and current:
-        return [
-            Repair(
-                "only AWSPENDING logs in: make it current, which finishes the rotation",
-                {
-                    "SecretId": arn,
-                    "VersionStage": "AWSCURRENT",
-                    "MoveToVersionId": token,
-                    "RemoveFromVersionId": current,
-                },
-            ),
-            Repair(
-                "then clear AWSPENDING from it",
-                {"SecretId": arn, "VersionStage": "AWSPENDING", "RemoveFromVersionId": token},
-            ),
-        ]
+    # Never promote AWSPENDING here. Whoever may stage a version could have written it (naming
+    # another user or server), and nothing here knows whether its test passed; the router moves
+    # AWSCURRENT only to a version its own createSecret wrote and testSecret proved.
+    if logins.get("AWSPENDING") is True and current:
+        report.add(
+            "problem",
+            "repair",
+            "only AWSPENDING logs in: finish the rotation through the router (Secrets Manager "
+            "retries it; or rotate again with the same token) so that it is tested before it "
+            "becomes current; doctor never moves AWSCURRENT",
+        )
+        return []
     report.add(
         "note",
         "repair",
-        "no label change is safe without knowing which version logs in: fix the logins first",
+        "no label change is safe without knowing that AWSCURRENT logs in: fix the logins first",
     )
     return []
 

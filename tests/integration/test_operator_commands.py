@@ -228,15 +228,18 @@ def test_doctor_finds_a_stuck_pending_and_repairs_only_its_label_after_confirmat
     assert_nothing_leaked(rt)
 
 
-def test_doctor_makes_a_pending_that_alone_logs_in_current(
+def test_doctor_never_makes_a_pending_current_even_when_it_alone_logs_in(
     rt: Any, postgres_server: DatabaseServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The old function set the pending password and died: clients on AWSCURRENT are locked
-    out. The label repair makes AWSPENDING current (the URGENT advice's first option)."""
+    out. doctor says so, and points to finishing through the router, which tests a version
+    before making it current; it never moves AWSCURRENT itself (whoever may stage a version
+    could have written one naming a user or server of their own)."""
     arn, user, _password = create_app_user(rt, postgres_server)
     _point_at_router(rt, arn)
+    current = secret_value(rt, arn)
     pending_password = new_password()
-    token = _stage_pending(rt, arn, {**secret_value(rt, arn), "password": pending_password})
+    token = _stage_pending(rt, arn, {**current, "password": pending_password})
     with contextlib.closing(postgres_server.admin_connection()) as conn, conn.cursor() as cur:
         from psycopg2 import sql
 
@@ -248,13 +251,37 @@ def test_doctor_makes_a_pending_that_alone_logs_in_current(
     assert code == 3 and "cancel-rotate-secret" in text  # status has no logins: the usual advice
 
     code, text = _run(capsys, rt, "doctor", arn, "--repair", "--yes")
-    assert code == 3, text  # AWSCURRENT did not log in when asked: reported as found
-    assert "URGENT" in text
-    assert _stages(rt, arn)[token] == ["AWSCURRENT"]
-    assert secret_value(rt, arn)["password"] == pending_password
-    code, text = _run(capsys, rt, "doctor", arn)
-    assert code == 0, text
+    assert code == 3, text
+    assert "doctor never moves AWSCURRENT" in text
+    assert _stages(rt, arn)[token] == ["AWSPENDING"]
+    assert secret_value(rt, arn) == current
     assert_nothing_leaked(rt)
+
+
+def test_doctor_does_not_promote_a_staged_version_naming_another_user(
+    rt: Any, postgres_server: DatabaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The attack: someone who may stage versions writes one naming a user of their own (which
+    logs in) and makes AWSCURRENT fail; a repair must not hand every client that user."""
+    arn, user, _password = create_app_user(rt, postgres_server)
+    _point_at_router(rt, arn)
+    current = secret_value(rt, arn)
+    theirs, their_password = unique_name("evil"), new_password()
+    postgres_server.create_login(theirs, their_password)
+    token = _stage_pending(rt, arn, {**current, "username": theirs, "password": their_password})
+    with contextlib.closing(postgres_server.admin_connection()) as conn, conn.cursor() as cur:
+        from psycopg2 import sql
+
+        cur.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(user)), (new_password(),)
+        )
+
+    code, text = _run(capsys, rt, "doctor", arn, "--repair", "--yes")
+
+    assert code == 3, text
+    assert _stages(rt, arn)[token] == ["AWSPENDING"]
+    assert secret_value(rt, arn) == current
+    assert their_password not in text
 
 
 # --- broken ---------------------------------------------------------------------------------------
