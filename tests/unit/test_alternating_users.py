@@ -93,3 +93,28 @@ def test_a_pending_version_naming_another_user_is_refused() -> None:
     with pytest.raises(RotationStateError, match="partner"):
         alternating_users.set_secret(ctx, _step(Step.SET))
     assert db.passwords["boss"] == "b"
+
+
+@pytest.mark.parametrize(
+    ("tags", "stack"),
+    [
+        (GROUP, None),  # a sibling application's secret of the same group: no master tag
+        ({"SecretRotationMaster": "another-stack", **GROUP}, "stack"),
+    ],
+)
+def test_masterarn_naming_a_secret_that_is_not_this_stack_s_master_is_refused(
+    tags: dict[str, str], stack: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers may read every secret the stack rotates; editing ``masterarn`` to name a
+    sibling's secret must not make that application act as this one's master."""
+    from rotation_core.exceptions import InvalidSecretError
+
+    if stack is not None:
+        monkeypatch.setenv("STACK_NAME", stack)
+    db = FakeDatabase(passwords={"app": "app-pw", "admin": "m"})
+    ctx = _world(db, {"username": "app", "password": "app-pw"})
+    ctx.secrets.others[MASTER_ARN] = (tags, MASTER)  # type: ignore[attr-defined]
+
+    with pytest.raises(InvalidSecretError, match="SecretRotationMaster"):
+        alternating_users.create_secret(ctx, _step(Step.CREATE))
+    assert db.passwords == {"app": "app-pw", "admin": "m"}

@@ -147,7 +147,10 @@ def test_the_router_starts_and_watches_its_own_executions_only(world: World):
     router = world.function("RouterFunction")
     machine = world.store.arn("RotationStateMachine")
     execution = machine.replace(":stateMachine:", ":execution:") + ":createSecret-abc"
-    assert world.allowed(router, "stepfunctions", "StartExecution", stateMachineArn=machine)
+    # executions start on the machine's alias (the version it points to runs them)
+    live = f"{machine}:live"
+    assert world.allowed(router, "stepfunctions", "StartExecution", stateMachineArn=live)
+    assert not world.allowed(router, "stepfunctions", "StartExecution", stateMachineArn=machine)
     assert world.allowed(router, "stepfunctions", "DescribeExecution", executionArn=execution)
     stranger = machine.replace(f":{STACK}-", ":someone-else-").replace("RotationStateMachine", "X")
     assert not world.allowed(router, "stepfunctions", "StartExecution", stateMachineArn=stranger)
@@ -372,21 +375,24 @@ def test_the_alerts_function_reads_the_stack_s_executions(world: World):
 
 def test_the_rotation_state_machine_invokes_workers_and_publishes_alerts(world: World):
     machine = world.machine("RotationStateMachine")
-    worker = world.store.arn("SingleUserCreateSecretFunction")
+    # a state machine version calls the worker versions it was published with
+    worker = world.store.arn("SingleUserCreateSecretFunction") + ":3"
     assert world.allowed(machine, "lambda", "Invoke", FunctionName=worker, Payload=b"{}")
     assert world.allowed(machine, "sns", "Publish", TopicArn=world.topic, Message="m")
-    assert not world.allowed(
-        machine, "lambda", "Invoke", FunctionName=world.store.arn("RouterFunction")
-    )
+    for router in (world.store.arn("RouterFunction"), world.store.arn("RouterFunction") + ":3"):
+        assert not world.allowed(machine, "lambda", "Invoke", FunctionName=router)
 
 
 def test_the_retirement_state_machine_invokes_only_the_retire_workers(world: World):
     machine = world.machine("RetirementStateMachine")
     assert world.allowed(
-        machine, "lambda", "Invoke", FunctionName=world.store.arn("IamKeysRetireFunction")
+        machine, "lambda", "Invoke", FunctionName=world.store.arn("IamKeysRetireFunction") + ":3"
     )
     assert not world.allowed(
-        machine, "lambda", "Invoke", FunctionName=world.store.arn("IamKeysCreateSecretFunction")
+        machine,
+        "lambda",
+        "Invoke",
+        FunctionName=world.store.arn("IamKeysCreateSecretFunction") + ":3",
     )
 
 

@@ -190,7 +190,12 @@ def _master_world(
     }
     secrets = FakeSecrets(
         versions,
-        others={MASTER_ARN: (GROUP, {**MASTER, "password": "master-pw"})},
+        others={
+            MASTER_ARN: (
+                {"SecretRotationMaster": "stack", **GROUP},
+                {**MASTER, "password": "master-pw"},
+            )
+        },
         tags={**GROUP, "SecretRotationSetBy": set_by},
     )
     database = FakeDatabase(passwords={"master": "master-pw", **db}, no_self_change={"app"})

@@ -303,7 +303,9 @@ def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _bind(context, settings)
     try:
         request = ProbeRequest.parse(event)
-        logger.thread_safe_append_keys(secret_name=request.secret_id)
+        # the strategies' own log lines ("password changed"...) describe what a rotation
+        # would do: every line of the probe says it is a dry run
+        logger.thread_safe_append_keys(secret_name=request.secret_id, dry_run=True)
         policy = connection_policy(context, settings)
         ctx = WorkerContext(
             secrets=SecretsManagerReader(_clients(settings)("secretsmanager")),
@@ -318,5 +320,5 @@ def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         logger.info("probe done", extra={"plan": request.plan})
     finally:
-        logger.thread_safe_remove_keys(_CONTEXT_KEYS)
+        logger.thread_safe_remove_keys([*_CONTEXT_KEYS, "dry_run"])
     return answer

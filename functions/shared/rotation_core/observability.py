@@ -3,9 +3,12 @@
 Tracing patches botocore only. By default Tracer patches every library the X-Ray SDK supports,
 psycopg2 and pymysql included, and the SDK's database patches record each statement's text in
 the trace ("sanitized_query"); an ALTER ROLE or SET PASSWORD is not something a trace may hold.
-Responses and errors are never captured as trace metadata either (the handlers' decorators
-say so, and so do POWERTOOLS_TRACER_CAPTURE_RESPONSE / POWERTOOLS_TRACER_CAPTURE_ERROR in the
-template): a worker's error message names the server, and a response is none of X-Ray's business.
+Responses and errors are not captured as trace metadata either (the handlers' decorators say
+so, and so do POWERTOOLS_TRACER_CAPTURE_RESPONSE / POWERTOOLS_TRACER_CAPTURE_ERROR in the
+template). The X-Ray SDK itself still records a raised exception's message and stack frames in
+the segment's cause (its subsegment context manager does so whatever Tracer is told): that is
+why an error leaving a handler is always one of the taxonomy's, whose messages name fields,
+hosts and users but never a value (handlers._unexpected replaces any other by its class).
 https://docs.aws.amazon.com/powertools/python/latest/core/tracer/
 https://docs.aws.amazon.com/powertools/python/stage/api_doc/tracer/tracing/
 """

@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rotation_core.adapters.dry_run import DivergedError
+from rotation_core.config import setting
 from rotation_core.exceptions import (
     AuthenticationFailedError,
     DatabaseUnavailableError,
     InvalidEventError,
+    InvalidSecretError,
     RotationError,
     ServerIdentityError,
 )
@@ -90,9 +92,25 @@ def error_of(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _rotated_by_this_stack(rotation_lambda_arn: str | None) -> None:
+    """The probe's role may also describe and read master secrets (it logs in with a secret's
+    master): asked about a master itself, or any secret another function rotates, it answers
+    nothing (identities and logins of masters are not for whoever may invoke the probe)."""
+    router = setting("ROUTER_ARN")
+    if router is None:
+        return
+    function = ":".join((rotation_lambda_arn or "").split(":")[:7])  # without a qualifier
+    if function != router:
+        raise InvalidSecretError(
+            "the secret is not rotated by this stack's router: the probe answers only about "
+            "secrets it rotates"
+        )
+
+
 def probe(ctx: WorkerContext, request: ProbeRequest) -> dict[str, Any]:
     """Everything the operator commands need to know about one secret; changes nothing."""
     meta = ctx.secrets.describe(request.secret_id)
+    _rotated_by_this_stack(meta.rotation_lambda_arn)
     answer: dict[str, Any] = {
         "ProbeVersion": PROBE_VERSION,
         "SecretArn": meta.arn,

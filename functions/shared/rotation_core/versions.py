@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any, TypeVar
 
+from rotation_core.config import setting
 from rotation_core.exceptions import AwsRequestError, InvalidSecretError, RotationStateError
 from rotation_core.models import SecretMetadata, StepInput, engine_family, parse_secret_string
 from rotation_core.observability import logger
@@ -19,6 +20,8 @@ from rotation_core.ports import SecretStore
 from rotation_core.vocabulary import Stage
 
 GROUP_TAG = "SecretRotationGroup"
+#: the tag a deployer puts on a master secret: its value is the stack's name
+MASTER_TAG = "SecretRotationMaster"
 _NOT_READABLE = frozenset({"ResourceNotFoundException", "AccessDeniedException", "AccessDenied"})
 
 T = TypeVar("T")
@@ -99,9 +102,13 @@ class SecretVersions:
         """The master secret named by ``masterarn`` (read here, never returned or logged).
 
         A master serves only the secrets of its own rotation group: the master secret and
-        this secret must carry the same ``SecretRotationGroup`` tag. Tags need
+        this secret must carry the same ``SecretRotationGroup`` tag, and the master must be
+        tagged ``SecretRotationMaster=<stack name>`` (the workers may also read every secret this
+        stack rotates: without the tag check, ``masterarn`` could name a sibling application's
+        secret of the same group and act with its authority). Tags need
         secretsmanager:TagResource, which someone who can only edit a secret's value lacks, so
-        editing ``masterarn`` cannot aim another group's master at this secret's server.
+        editing ``masterarn`` cannot aim another group's master, or a non-master, at this
+        secret's server.
         """
         arn = current.raw.get("masterarn")
         if not arn:
@@ -117,7 +124,7 @@ class SecretVersions:
                 f"master serves only secrets tagged with its own {GROUP_TAG}"
             )
         try:
-            master_group = self._store.describe(str(arn)).tags.get(GROUP_TAG)
+            master_tags = self._store.describe(str(arn)).tags
         except AwsRequestError as exc:
             if exc.code in _NOT_READABLE:
                 # AWS answers AccessDenied for a secret the worker's policy does not cover,
@@ -127,7 +134,14 @@ class SecretVersions:
                     f"stack may not read (tag masters SecretRotationMaster=<stack name>; {exc.code})"
                 ) from None
             raise
-        if master_group != group:
+        stack = setting("STACK_NAME")
+        tagged = master_tags.get(MASTER_TAG)
+        if tagged is None or (stack is not None and tagged != stack):
+            raise InvalidSecretError(
+                f"secret field 'masterarn' names a secret that is not a master of this stack "
+                f"(tag {MASTER_TAG}=<stack name>)"
+            )
+        if master_tags.get(GROUP_TAG) != group:
             raise InvalidSecretError(
                 f"secret field 'masterarn' names a master of another rotation group "
                 f"(tag {GROUP_TAG})"
