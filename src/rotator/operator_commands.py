@@ -375,11 +375,18 @@ def _probe_findings(
     else:
         report.add("ok" if tls.get("Verified") else "note", "TLS", str(tls.get("Mode")))
     if not found.get("Reachable"):
-        report.add("problem", "reachability", "no login attempt reached the server")
+        report.add(
+            "problem",
+            "reachability",
+            "no login reached a server that proved who it is (the logins below say why)",
+        )
     for entry in found.get("Logins", []):
         who = str(entry.get("Who"))
         for label in who.split("/"):
             logins[label] = entry.get("LogsIn")
+        if entry.get("Empty"):
+            report.add("note", f"login {who}", "no value yet (createSecret has not written it)")
+            continue
         if entry.get("LogsIn"):
             report.add("ok", f"login {who}", f"logs in as {entry.get('Account')}")
         else:
@@ -390,10 +397,12 @@ def _probe_findings(
         if privilege.get("Error"):
             report.add("problem", f"privilege ({privilege['Who']})", str(privilege["Error"]))
         else:
+            held = privilege.get("Held")
+            state = {True: "held", False: "MISSING"}.get(held, "unknown (no login)")
             report.add(
-                "ok" if privilege.get("Held") else "problem",
+                "ok" if held else "problem",
                 f"privilege ({privilege['Who']})",
-                f"{privilege['Needed']}: {'held' if privilege.get('Held') else 'MISSING'}",
+                f"{privilege['Needed']}: {state}",
             )
     differences = found.get("CloneDifferences")
     if isinstance(differences, dict):

@@ -423,3 +423,24 @@ def test_plan_on_mariadb_alternating_users_reads_grants_and_changes_nothing(
     )
     assert _mysql_accounts(mariadb_server) == before  # no user created, no grant changed
     assert_nothing_leaked(rt)
+
+
+def test_doctor_names_a_version_rotate_secret_staged_but_create_never_wrote(
+    rt: Any, postgres_server: DatabaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    user, real = unique_name("early"), new_password()
+    postgres_server.create_login(user, real)
+    arn = rt.client("secretsmanager").create_secret(
+        Name=f"it/ops/{unique_name()}",
+        SecretString=json.dumps(database_secret(postgres_server, user, new_password())),
+    )["ARN"]
+    _point_at_router(rt, arn)
+    outcome = rt.rotate(arn)
+    assert outcome.failed_step == "createSecret"
+
+    code, text = _run(capsys, rt, "doctor", arn)
+
+    assert code == 3, text
+    assert "login AWSPENDING: no value yet" in text
+    assert "PROBLEM login AWSCURRENT: AuthenticationFailedError" in text
+    assert real not in text

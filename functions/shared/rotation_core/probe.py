@@ -198,13 +198,13 @@ class _DatabaseProbe:
                 continue
             entry: dict[str, Any] = {"Who": "/".join(sorted(labels)), "VersionId": version_id}
             try:
+                raw = self.ctx.secrets.get_string(self.meta.arn, stage=None, version_id=version_id)
+                if raw is None and Stage.PENDING in labels:
+                    # RotateSecret staged the version; createSecret has not written it yet
+                    found.append({**entry, "LogsIn": None, "Reachable": False, "Empty": True})
+                    continue
                 creds = DB(
-                    parse_secret_string(
-                        self.ctx.secrets.get_string(
-                            self.meta.arn, stage=None, version_id=version_id
-                        ),
-                        what=f"{entry['Who']} secret",
-                    ),
+                    parse_secret_string(raw, what=f"{entry['Who']} secret"),
                     what=f"{entry['Who']} secret",
                 )
             except RotationError as exc:
