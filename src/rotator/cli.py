@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "graph",
         help="draw the state machines from their ASL",
         description="Renders statemachine/<machine>.asl.json: every state, every transition "
-        "(Next, Default, Choice rules, Catch as dashed edges). svg/png need Graphviz's dot.",
+        "(Next, Default, Choice rules, Catch as dashed edges). png needs Graphviz's dot; svg "
+        "uses it when installed, else the local console's own layout.",
     )
     graph.add_argument("--machine", choices=["rotation", "retirement"], default="rotation")
     graph.add_argument("--format", choices=["mermaid", "dot", "svg", "png"], default="mermaid")
@@ -273,10 +274,29 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the console's drawing styles, for an SVG that stands alone
+_STANDALONE_SVG_STYLE = (
+    "<style>.edge{fill:none;stroke:#a7adb5;stroke-width:1.2}"
+    ".edge.catch{stroke:#d9a0a0;stroke-dasharray:4 3}marker path{fill:#777}"
+    ".state rect{fill:#fff;stroke:#8a939e}.state.in-branch rect{stroke-dasharray:3 2}"
+    ".state text{font:11px sans-serif;fill:#16191f}</style>"
+)
+
+
 def _graph(args: argparse.Namespace) -> int:
+    import shutil
+
     from rotator.graph import render
 
-    picture = render(args.machine, args.format)
+    if args.format == "svg" and shutil.which("dot") is None:
+        # without Graphviz, the local console's own layout draws it
+        from rotator.console.layout import machine_layout, svg
+
+        drawing = svg(machine_layout(args.machine))
+        head, _, rest = drawing.partition(">")
+        picture = f"{head}>{_STANDALONE_SVG_STYLE}{rest}".encode()
+    else:
+        picture = render(args.machine, args.format)
     if args.output:
         with open(args.output, "wb") as handle:
             handle.write(picture)
