@@ -28,7 +28,7 @@ class _Bucket:
     def __init__(self) -> None:
         self.keys: set[str] = set()
 
-    def put_object(self, *, Bucket: str, Key: str, Body: bytes) -> None:  # noqa: N803 - boto3's names
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes) -> None:
         self.keys.add(Key)
 
 
