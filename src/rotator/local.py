@@ -571,9 +571,12 @@ class LocalRuntime:
         return self.state_machine_arns["RetirementStateMachine"]
 
     def invoke_router(self, event: dict[str, Any]) -> Any:
-        """Invoke the router as Secrets Manager would, returning the Lambda invocation."""
+        """Invoke the router as Secrets Manager would (through :attr:`router_function_arn`,
+        the alias: the version it points to now), returning the Lambda invocation."""
         assert self.host is not None
-        return self.host.invoke(self._router_spec(), event)
+        return self.host.invoke(
+            self.host.find(self.router_function_arn) or self._router_spec(), event
+        )
 
     def rotate(self, secret_id: str, timeout: float = 600, **kwargs: Any) -> RotationOutcome:
         """RotateSecret with the router, then wait until that rotation has ended (its automatic

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,6 +97,17 @@ def _machine_live(rt: LocalRuntime, arn: str) -> str:
     return str(alias["routingConfiguration"][0]["stateMachineVersionArn"])
 
 
+def _version_of(rt: LocalRuntime, logical_id: str, tree: Path) -> str:
+    """The version of a function that was published from ``tree``."""
+    arn = rt.spec.functions[logical_id].arn  # type: ignore[union-attr]
+    (version,) = [
+        qualified.rsplit(":", 1)[-1]
+        for qualified, code_dir in rt.host.version_dirs.items()  # type: ignore[union-attr]
+        if qualified.startswith(f"{arn}:") and code_dir.is_relative_to(tree)
+    ]
+    return version
+
+
 def _versions_run(rt: LocalRuntime, logical_id: str) -> set[str]:
     name = rt.spec.functions[logical_id].name  # type: ignore[union-attr]
     return {i.version for i in rt.host.invocations if i.function == name}  # type: ignore[union-attr]
@@ -148,3 +161,119 @@ def test_a_retirement_waiting_across_an_update_finishes_on_the_versions_it_start
     assert create_n1 != create_n
     assert _versions_run(rt, "IamKeysCreateSecretFunction") == {create_n1}
     assert _versions_run(rt, "RouterFunction") == {_live(rt, "RouterFunction")}
+
+
+# --- database strategies (real PostgreSQL) ------------------------------------------------------
+
+
+def _secret(rt: LocalRuntime, arn: str, stage: str = "AWSCURRENT") -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(
+        rt.client("secretsmanager").get_secret_value(SecretId=arn, VersionStage=stage)[
+            "SecretString"
+        ]
+    )
+    return value
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("database_returns", [True, False], ids=["returns", "stays-away"])
+def test_a_single_user_rotation_held_in_its_grace_budget_across_an_update_ends_as_without_it(
+    trees: tuple[Path, Path], postgres_server: Any, database_returns: bool
+) -> None:
+    from rotation_core.exceptions import DatabaseUnavailableError
+    from rotator.aws_local.patches.rotate_secret import rotation_of
+    from tests.integration.conftest import create_app_user
+
+    old, new = trees
+    with LocalRuntime(
+        template_path=old / "template.yaml",
+        stack_name="upgrade",
+        # long enough a budget to deploy inside it
+        parameter_overrides={"GraceBudgetSeconds": "60", "RouterTimeoutSeconds": "600"},
+    ) as rt:
+        arn, username, password = create_app_user(rt, postgres_server)
+        held = {"on": True, "attempts": 0}
+
+        def database_away(spec: Any, _event: Any) -> None:
+            # testSecret cannot reach the database until the update is done
+            if spec.logical_id == "SingleUserTestSecretFunction" and held["on"]:
+                held["attempts"] += 1
+                # an attempt that waits for its connection (the budget counts attempts at their
+                # full timeout, so a quick refusal would spend it in a few seconds)
+                time.sleep(1.5)
+                raise DatabaseUnavailableError("injected: the database does not answer")
+
+        rt.host.before_invoke.append(database_away)  # type: ignore[union-attr]
+        rt.rotate_in_background = True  # RotateSecret returns at once, as on AWS
+        test_n = _live(rt, "SingleUserTestSecretFunction")
+        # GIVEN a single-user rotation under version N, inside its grace budget (the password
+        # changed, the test is being retried)
+        token = rt.client("secretsmanager").rotate_secret(
+            SecretId=arn, RotationLambdaARN=rt.router_function_arn
+        )["VersionId"]
+        assert eventually(lambda: held["attempts"] >= 1, timeout=60)
+        # WHEN the stack is updated to N+1, then the database answers again
+        rt.update_stack(new / "template.yaml")
+        assert _live(rt, "SingleUserTestSecretFunction") != test_n
+        held["on"] = not database_returns
+        rotation = rotation_of(rt, arn, token)
+        assert rotation is not None
+        outcome = rotation.wait(180)
+        # THEN its test ran on the worker version its execution started with, every attempt
+        assert _versions_run(rt, "SingleUserTestSecretFunction") == {test_n}
+        current = _secret(rt, arn)
+        # AND no credential is lost: AWSCURRENT logs in
+        assert postgres_server.can_login(username, current["password"])
+        if database_returns:
+            # AND the rotation completes as it would have without the update
+            assert outcome.succeeded
+            assert current["password"] != password
+            assert rt.alerts() == []
+        else:
+            # AND it fails as it would have: the budget runs out, the password is set back to
+            # AWSCURRENT's by the rollback of version N, one alert
+            assert outcome.failed_step == "testSecret"
+            assert current["password"] == password
+            rollback_n = _version_of(rt, "SingleUserRollbackFunction", old)
+            assert _versions_run(rt, "SingleUserRollbackFunction") == {rollback_n}
+            alerts = rt.alerts(wait_seconds=2)
+            assert len(alerts) == 1
+            assert alerts[0].message["step"] == "testSecret"
+
+
+@pytest.mark.integration
+def test_an_alternating_users_rotation_between_steps_across_an_update_completes(
+    trees: tuple[Path, Path], postgres_server: Any
+) -> None:
+    from tests.integration.conftest import create_app_user, create_master
+
+    old, new = trees
+    with LocalRuntime(template_path=old / "template.yaml", stack_name="upgrade") as rt:
+        master = create_master(rt, postgres_server)
+        arn, username, password = create_app_user(rt, postgres_server, masterarn=master)
+        router_n = _live(rt, "RouterFunction")
+        # GIVEN an alternating-users rotation whose createSecret and setSecret ran under N
+        token = rt.stage_rotation(arn)
+        for step in ("createSecret", "setSecret"):
+            event = {"Step": step, "SecretId": arn, "ClientRequestToken": token}
+            assert not rt.invoke_router(event).failed, step
+        # WHEN the stack is updated to N+1 before Secrets Manager calls testSecret
+        rt.update_stack(new / "template.yaml")
+        router_n1 = _live(rt, "RouterFunction")
+        assert router_n1 != router_n
+        # THEN testSecret and finishSecret (version N+1) finish the rotation N started
+        for step in ("testSecret", "finishSecret"):
+            event = {"Step": step, "SecretId": arn, "ClientRequestToken": token}
+            assert not rt.invoke_router(event).failed, step
+        router = rt.spec.functions["RouterFunction"].name  # type: ignore[union-attr]
+        assert [
+            i.version
+            for i in rt.host.invocations  # type: ignore[union-attr]
+            if i.function == router
+        ] == [router_n, router_n, router_n1, router_n1]
+        # AND no credential is lost: both users log in, AWSCURRENT is the clone
+        current = _secret(rt, arn)
+        assert current["username"] == f"{username}_clone"
+        assert postgres_server.can_login(current["username"], current["password"])
+        assert postgres_server.can_login(username, password)
+        assert rt.alerts() == []

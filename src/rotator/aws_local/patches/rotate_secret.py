@@ -206,6 +206,9 @@ class Rotation:
                     outcome.steps.append(_refused(function, event, refused))
                     return outcome
                 assert runtime.host is not None
+                # each step invokes the ARN anew: an alias moved by a deployment between two
+                # steps sends the next step to the new version
+                function = runtime.host.find(secret.rotation_lambda_arn or "") or function
                 invocation = runtime.host.invoke(function, event)
                 outcome.steps.append(invocation)
                 if invocation.failed:
