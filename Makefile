@@ -13,7 +13,7 @@ ASL_VALIDATOR := $(NODE_TOOLS)/node_modules/.bin/asl-validator
 PIP_QUIET := --quiet --disable-pip-version-check
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: bench bench-quick docs docs-check lock lock-upgrade lock-check demo test lint sam ci serve clean asl asl-check deploy-check checkov
+.PHONY: upgrade-test bench bench-quick docs docs-check lock lock-upgrade lock-check demo test lint sam ci serve clean asl asl-check deploy-check checkov
 
 $(STAMP): pyproject.toml functions/shared/requirements.txt functions/single_user/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: $(STAMP)
 ## The whole test suite (unit, functional, integration).
 test: $(STAMP)
 	$(BIN)/pytest
+
+## The upgrade test (issue 9 §4): the stack goes from version N to N+1 with rotations in flight.
+upgrade-test: $(STAMP)
+	$(BIN)/pytest tests/upgrade -q -n0
 
 ## The stack on a loopback AWS endpoint (prints one JSON line when ready).
 serve: $(STAMP)

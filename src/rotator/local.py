@@ -127,6 +127,8 @@ class StackHandle:
     alert_queue_url: str
     #: authorizes every AWS call of the stack's functions and state machines (issue 8 §6)
     iam: IamChecker | None = None
+    #: the stack was updated to another template (it no longer matches its pool key)
+    updated: bool = False
 
     def close(self) -> None:
         self.host.close()
@@ -139,6 +141,33 @@ def _wait_for_invocations(handle: StackHandle, timeout: float) -> None:
     for thread in list(threading.enumerate()):
         if thread.name in names and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _record_versions(host: FunctionHost, spec: StackSpec, clients: Any) -> None:
+    """Each published version not seen before runs the source tree ``spec`` was deployed
+    from; versions published earlier keep theirs."""
+    lambda_client = clients("lambda")
+    for fn in spec.functions.values():
+        pages = lambda_client.get_paginator("list_versions_by_function")
+        for page in pages.paginate(FunctionName=fn.name):
+            for version in page["Versions"]:
+                if version["Version"] != "$LATEST":
+                    host.version_dirs.setdefault(f"{fn.arn}:{version['Version']}", fn.code_dir)
+
+
+def _alias_resolver(region: str) -> Any:
+    """(function name, alias) -> the version the alias points to now, from moto's Lambda."""
+
+    def alias_version(function_name: str, alias: str) -> str | None:
+        from moto.awslambda.models import lambda_backends
+
+        try:
+            found = lambda_backends[ACCOUNT][region].get_alias(alias, function_name)
+        except Exception:
+            return None
+        return str(found.function_version)
+
+    return alias_version
 
 
 def _spec_of(deployed: Deployed, clients: Any, region: str) -> StackSpec:
@@ -294,6 +323,8 @@ class LocalRuntime:
         if self._fast:
             spec.functions[ROUTER].environment.update(FAST_ROUTER_ENV)
         host = FunctionHost(spec.functions, self.region)
+        host.alias_version = _alias_resolver(self.region)
+        _record_versions(host, spec, self.client)
         host.close()  # attached while a runtime uses the stack
         topic = spec.topics["AlertTopic"]
         queue_url = subscribe_inbox(self.client, topic, f"{name}-AlertTopic-inbox")
@@ -364,13 +395,33 @@ class LocalRuntime:
                 for key_id, owner in list(cloud.key_creators.items()):
                     if owner is self:
                         del cloud.key_creators[key_id]
-                if clean:
+                if clean and not handle.updated:
                     cloud.pool.setdefault(self._pool_key(), []).append(handle)
                 else:
                     handle.close()
         finally:
             cloud.leave()
             cloud.release()
+
+    def update_stack(self, template_path: Path) -> None:
+        """Update this runtime's stack to ``template_path`` and its code, as ``sam deploy`` of
+        a new release does: new function and state machine versions, aliases moved to them.
+        Executions and invocations in flight go on with the versions they started on (each
+        version runs the handler of the tree it was published from; see
+        :meth:`FunctionHost.find` for the layer)."""
+        assert self._handle is not None and self.host is not None
+        handle = self._handle
+        parameters = {NAME_PREFIX: self.stack_name, **self._overrides}
+        deployed = stack_module.update(
+            self.client, handle.deployed, template_path=template_path, parameters=parameters
+        )
+        spec = _spec_of(deployed, self.client, self.region)
+        if self._fast:
+            spec.functions[ROUTER].environment.update(FAST_ROUTER_ENV)
+        handle.host.redeployed(spec.functions)
+        _record_versions(handle.host, spec, self.client)
+        handle.deployed, handle.spec, handle.updated = deployed, spec, True
+        self.deployed, self.spec = deployed, spec
 
     def _stop_running_executions(self, handle: StackHandle) -> None:
         from moto.stepfunctions.responses import get_backend
@@ -501,7 +552,10 @@ class LocalRuntime:
 
     @property
     def router_function_arn(self) -> str:
-        return str(self._router_spec().arn)
+        """What a user sets as the secret's rotation function: the stack's output
+        ``RouterFunctionArn``, the router's alias ``live`` (Secrets Manager runs its version)."""
+        assert self.spec is not None
+        return self.spec.outputs.get("RouterFunctionArn") or str(self._router_spec().arn)
 
     @property
     def state_machine_arns(self) -> dict[str, str]:
@@ -517,9 +571,12 @@ class LocalRuntime:
         return self.state_machine_arns["RetirementStateMachine"]
 
     def invoke_router(self, event: dict[str, Any]) -> Any:
-        """Invoke the router as Secrets Manager would, returning the Lambda invocation."""
+        """Invoke the router as Secrets Manager would (through :attr:`router_function_arn`,
+        the alias: the version it points to now), returning the Lambda invocation."""
         assert self.host is not None
-        return self.host.invoke(self._router_spec(), event)
+        return self.host.invoke(
+            self.host.find(self.router_function_arn) or self._router_spec(), event
+        )
 
     def rotate(self, secret_id: str, timeout: float = 600, **kwargs: Any) -> RotationOutcome:
         """RotateSecret with the router, then wait until that rotation has ended (its automatic

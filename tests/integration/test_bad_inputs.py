@@ -65,7 +65,7 @@ class Target:
     def stack_name(self) -> str:
         """The stack's name (the router is ``<stack>-router``): the value of the tags that let
         its functions use a master secret or an IAM user."""
-        return self.router_arn.rsplit(":", 1)[-1].removesuffix("-router")
+        return self.router_arn.split(":")[6].removesuffix("-router")  # ...:function:<name>:live
 
 
 @pytest.fixture(scope="module")

@@ -448,3 +448,22 @@ def test_a_test_hook_after_a_worker_s_invocation_is_not_the_state_machine_s_call
         for r in runtime.iam_calls()
         if r.caller.name in machines
     )
+
+
+def test_secrets_manager_may_invoke_the_router_through_its_alias_only(runtime: Any) -> None:
+    # GIVEN the router's permission for Secrets Manager, on its alias "live"
+    arn, _value = iam_secret(runtime, unique_name("svc"))
+    unqualified = runtime.spec.functions["RouterFunction"].arn
+    assert runtime.router_function_arn == f"{unqualified}:live"
+    sm = runtime.client("secretsmanager")
+
+    # WHEN a secret is pointed at the router's $LATEST (the unqualified ARN)
+    with pytest.raises(ClientError) as refused:
+        sm.rotate_secret(SecretId=arn, RotationLambdaARN=unqualified)
+
+    # THEN Secrets Manager refuses: only the published version behind the alias rotates
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert _invocations(runtime, "RouterFunction") == []
+    (denied,) = runtime.iam_report().denied
+    assert denied.caller.name == "secretsmanager.amazonaws.com"
+    assert denied.request is not None and denied.request.resource == unqualified

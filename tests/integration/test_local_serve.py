@@ -86,7 +86,8 @@ def _alert_waiting(ready: dict[str, Any], arn: str) -> bool:
 
 def test_the_ready_line_names_what_a_client_needs(endpoint: dict[str, Any]) -> None:
     assert endpoint["endpoint_url"].startswith("http://127.0.0.1:")
-    assert endpoint["router_function_arn"].endswith(":function:rotator-router")
+    # what a user sets as the rotation function: the router's alias
+    assert endpoint["router_function_arn"].endswith(":function:rotator-router:live")
     assert "RotationStateMachine" in endpoint["state_machine_arns"]
     assert endpoint["alert_queue_url"] in _client(endpoint, "sqs").list_queues()["QueueUrls"]
     assert endpoint["aws_access_key_id"] and endpoint["aws_secret_access_key"]

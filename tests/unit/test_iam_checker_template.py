@@ -82,7 +82,8 @@ def world() -> Iterator[World]:
             parameters=stack_parameters(),
             arns={"SealingKey": key_arn, "AlertTopic": topic},
         )
-        router_arn = store.arn("RouterFunction")
+        # what users set as the rotation function: the router's alias (output RouterFunctionArn)
+        router_arn = store.arn("RouterFunctionAliaslive")
         backend = secretsmanager_backends[ACCOUNT][REGION]
 
         def secret(name: str, rotation: str | None, **kwargs: Any) -> str:
@@ -397,7 +398,7 @@ def test_the_retirement_state_machine_invokes_only_the_retire_workers(world: Wor
 
 
 def test_secrets_manager_may_invoke_the_router_for_this_account_only(world: World):
-    router = world.store.arn("RouterFunction")
+    router = world.store.arn("RouterFunctionAliaslive")
     decision = world.checker.authorize_service_invoke(
         "secretsmanager.amazonaws.com", router, source_arn=world.secret, source_account=ACCOUNT
     )
@@ -434,3 +435,35 @@ def test_every_template_policy_is_read_and_unused_statements_are_reported(world:
     excused = {stmt.ref.sid for stmt, _ in report.excused}
     assert {"DeliverExecutionLogs", "AccountAdministersTheKeyButCannotUseIt"} <= excused
     assert not report.complete
+
+
+def test_secrets_manager_may_invoke_the_router_s_alias_not_its_latest(world: World):
+    # the permission is on the alias "live": $LATEST and other versions are not covered
+    router = world.store.arn("RouterFunction")
+    assert world.store.arn("RouterFunctionAliaslive") == f"{router}:live"
+    for target in (router, f"{router}:3"):
+        with pytest.raises(ServiceInvokeDeniedError):
+            world.checker.authorize_service_invoke(
+                "secretsmanager.amazonaws.com",
+                target,
+                source_arn=world.secret,
+                source_account=ACCOUNT,
+            )
+
+
+def test_the_router_may_not_write_a_secret_that_names_its_latest(world: World):
+    # a secret whose rotation function is the unqualified router is not one this stack rotates
+    router = world.function("RouterFunction")
+    latest = world.store.arn("RouterFunction")
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    secret = world.secret
+    backend = secretsmanager_backends[ACCOUNT][REGION]
+    configured = backend.secrets[secret].rotation_lambda_arn
+    backend.secrets[secret].rotation_lambda_arn = latest
+    try:
+        assert not world.allowed(
+            router, "secretsmanager", "PutSecretValue", SecretId=secret, SecretString="{}"
+        )
+    finally:
+        backend.secrets[secret].rotation_lambda_arn = configured

@@ -13,6 +13,7 @@ timed-out invocation answers as Lambda does, with a message and no ``errorType``
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import re
@@ -23,7 +24,7 @@ import traceback
 import types
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ class FunctionSpec:
     environment: dict[str, str]
     role_arn: str = ""
     description: str = ""
+    #: the version an invocation runs ("$LATEST" unless a version or alias was invoked)
+    version: str = "$LATEST"
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Invocation:
     payload: Any
     error: dict[str, Any] | None
     duration: float
+    version: str = "$LATEST"
 
     @property
     def failed(self) -> bool:
@@ -157,6 +161,11 @@ class FunctionHost:
         self.extra_environment: dict[str, str] = {}
         #: function name -> timeout replacing the deployed one (fault tests time workers out)
         self.timeouts: dict[str, int] = {}
+        #: qualified version ARN -> the source tree that version was published from (a stack
+        #: update publishes new versions from new code; the old ones keep theirs)
+        self.version_dirs: dict[str, Path] = {}
+        #: (function name, alias) -> the version the alias points to now (set by the runtime)
+        self.alias_version: Callable[[str, str], str | None] = lambda _fn, _alias: None
         self._attach_sink()
 
     def _attach_sink(self) -> None:
@@ -176,16 +185,27 @@ class FunctionHost:
     def find(self, name_or_arn: str) -> FunctionSpec | None:
         """The function a name, ARN or qualified ARN (``:<version>``, ``:<alias>``) names.
 
-        Every version of a function runs the code of the source tree the stack was deployed
-        from: the in-process host loads one copy of each module (and of ``rotation_core``).
+        A version (or the version an alias points to) runs the handler module of the source
+        tree it was published from (:attr:`version_dirs`), loaded once per tree. The layer
+        (``rotation_core``) is this process's single copy for every version: versions that
+        differ in ``rotation_core`` alone run the same layer code here (on AWS each version
+        keeps its layer version).
         """
         key = name_or_arn.split(":$LATEST")[0]
         parts = key.split(":")
+        qualifier = ""
         if len(parts) == 8 and parts[5] == "function":
-            key = ":".join(parts[:7])  # a version or alias of the function
+            key, qualifier = ":".join(parts[:7]), parts[7]  # a version or alias of the function
         elif len(parts) == 2:
-            key = parts[0]  # name:qualifier
-        return self._by_arn.get(key) or self._by_name.get(key.rsplit(":", 1)[-1])
+            key, qualifier = parts  # name:qualifier
+        spec = self._by_arn.get(key) or self._by_name.get(key.rsplit(":", 1)[-1])
+        if spec is None or not qualifier:
+            return spec
+        version = qualifier if qualifier.isdigit() else self.alias_version(spec.name, qualifier)
+        if version is None:
+            return spec
+        code_dir = self.version_dirs.get(f"{spec.arn}:{version}", spec.code_dir)
+        return replace(spec, code_dir=code_dir, version=version)
 
     def handler(self, spec: FunctionSpec) -> Callable[..., Any]:
         module_name, function_name = spec.handler.rsplit(".", 1)
@@ -193,7 +213,8 @@ class FunctionHost:
         with self._lock:
             if key not in self._modules:
                 path = spec.code_dir / f"{module_name}.py"
-                unique = f"_rotator_fn_{spec.code_dir.name}_{module_name}"
+                tree = hashlib.sha256(str(spec.code_dir).encode()).hexdigest()[:8]
+                unique = f"_rotator_fn_{spec.code_dir.name}_{module_name}_{tree}"
                 loader = importlib.util.spec_from_file_location(unique, path)
                 if loader is None or loader.loader is None:
                     raise ImportError(f"cannot load handler module {path}")
@@ -204,6 +225,11 @@ class FunctionHost:
             handler: Callable[..., Any] = getattr(self._modules[key], function_name)
         return handler
 
+    def redeployed(self, functions: dict[str, FunctionSpec]) -> None:
+        """The stack was updated: ``functions`` as deployed now (their ``$LATEST``)."""
+        self._by_name = {spec.name: spec for spec in functions.values()}
+        self._by_arn = {spec.arn: spec for spec in functions.values()}
+
     def functions(self) -> list[FunctionSpec]:
         return list(self._by_arn.values())
 
@@ -212,7 +238,10 @@ class FunctionHost:
         timeout = self.timeouts.get(spec.name, spec.timeout)
         context = LambdaContext(
             function_name=spec.name,
-            invoked_function_arn=spec.arn,
+            invoked_function_arn=spec.arn
+            if spec.version == "$LATEST"
+            else f"{spec.arn}:{spec.version}",
+            function_version=spec.version,
             memory_limit_in_mb=spec.memory,
             deadline=time.monotonic() + timeout,
         )
@@ -247,6 +276,7 @@ class FunctionHost:
             payload=outcome.get("payload"),
             error=outcome.get("error"),
             duration=time.monotonic() - started,
+            version=spec.version,
         )
         with self._lock:
             self.invocations.append(invocation)

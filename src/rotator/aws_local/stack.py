@@ -280,6 +280,54 @@ def deploy(
     return Deployed(stack_name, stack_id, translated, packaged, resources, outputs)
 
 
+def update(
+    clients: Any,
+    deployed: Deployed,
+    *,
+    template_path: Path,
+    parameters: dict[str, str] | None = None,
+) -> Deployed:
+    """Package, translate and update ``deployed``'s stack to ``template_path`` (what ``sam
+    deploy`` does to an existing stack); raise :class:`DeployError` unless it is
+    ``UPDATE_COMPLETE``. The artifacts of both deployments stay known (each Lambda version
+    keeps the code it was published with)."""
+    source = load_template(template_path)
+    values = parameter_values(source, dict(parameters or {}))
+    s3 = clients("s3")
+    bucket = deployed.packaged.artifacts[0].bucket
+    packaged = package(source, s3, bucket, root=template_path.parent)
+    translated = translate(packaged.template, values, s3.meta.region_name)
+    body = json.dumps(translated)
+    cfn = clients("cloudformation")
+    request: dict[str, Any] = {
+        "StackName": deployed.stack_id,
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+        "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    }
+    key = f"{deployed.stack_name}.update.template.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    request["TemplateURL"] = f"https://{bucket}.s3.amazonaws.com/{key}"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Tried to parse AWS::", category=UserWarning)
+            cfn.update_stack(**request)
+    except Exception as exc:
+        raise DeployError(f"UpdateStack {deployed.stack_name} failed: {exc}") from exc
+    stack = cfn.describe_stacks(StackName=deployed.stack_id)["Stacks"][0]
+    if stack["StackStatus"] != "UPDATE_COMPLETE":
+        reason = stack.get("StackStatusReason", "")
+        raise DeployError(f"stack {deployed.stack_name} is {stack['StackStatus']}: {reason}")
+    resources: dict[str, dict[str, str]] = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=deployed.stack_id):
+        for summary in page["StackResourceSummaries"]:
+            resources[summary["LogicalResourceId"]] = summary
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    packaged.artifacts = [*packaged.artifacts, *deployed.packaged.artifacts]
+    return Deployed(
+        deployed.stack_name, deployed.stack_id, translated, packaged, resources, outputs
+    )
+
+
 def ci_parameters(template: dict[str, Any]) -> dict[str, str]:
     """Values for the parameters without a default (what ``sam deploy --guided`` would ask)."""
     values = {}

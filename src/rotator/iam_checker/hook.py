@@ -199,14 +199,15 @@ class IamChecker:
         """
         caller = Caller(service_principal, "service")
         principal = Principal(arn=service_principal, account=self.account, is_service=True)
+        # the policy of the ARN invoked: an alias's or version's own, else the function's
+        # https://docs.aws.amazon.com/lambda/latest/dg/using-aliases.html
         arn = lambda_function_arn(self.aws, function)
-        unqualified = ":".join(arn.split(":")[:7])
         context, known = principal_context(
             principal, self.region, source_arn=source_arn, source_account=source_account
         )
         request = Request(principal, "lambda:InvokeFunction", arn, context, known)
         decision = self._decide(
-            request, Authorization(request.action, arn, resource_policy=("lambda", unqualified))
+            request, Authorization(request.action, arn, resource_policy=("lambda", arn))
         )
         record = CallRecord(caller, "lambda:Invoke", request, decision)
         self.recorder.add(record)

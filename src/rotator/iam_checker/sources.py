@@ -220,8 +220,14 @@ class MotoPolicies:
             if (policy := self.key_policy(key.arn)) is not None:
                 policies.append(policy)
         for fn in functions:
-            if (policy := self.function_policy(fn.function_arn)) is not None:
-                policies.append(policy)
+            # the function's own policy, then each alias's (a permission on an alias is its own)
+            arns = [
+                fn.function_arn,
+                *(a.arn for a in self._lambda().list_aliases(fn.function_name)),
+            ]
+            for arn in arns:
+                if (policy := self.function_policy(arn)) is not None:
+                    policies.append(policy)
         return _unique(policies)
 
 

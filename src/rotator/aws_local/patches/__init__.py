@@ -52,14 +52,19 @@ def all_patches() -> list[type[MotoPatch]]:
     from rotator.aws_local.patches.lambda_permission_resource import (
         PermissionResourceAddsAStatement,
     )
+    from rotator.aws_local.patches.lambda_qualified_policies import (
+        QualifiedPermissionsAreTheirOwn,
+    )
     from rotator.aws_local.patches.lambda_unknown import UntypedLambdaErrorsAreLambdaUnknown
     from rotator.aws_local.patches.lambda_versions import CloudFormationPublishesLambdaVersions
+    from rotator.aws_local.patches.layer_version_ref import LayerVersionRefIsItsArn
     from rotator.aws_local.patches.math_random import MathRandomExcludesItsEnd
     from rotator.aws_local.patches.no_value_in_lists import NoValueDropsListItems
     from rotator.aws_local.patches.role_managed_policies import RoleAttachesManagedPolicies
     from rotator.aws_local.patches.rotate_secret import RotateSecretRunsTheSteps
     from rotator.aws_local.patches.secret_current_version import CurrentLabelPicksTheValue
     from rotator.aws_local.patches.sns_lambda_permission import SnsInvokesLambdaOnlyWithPermission
+    from rotator.aws_local.patches.stack_update_order import StackUpdateInDependencyOrder
     from rotator.aws_local.patches.start_execution_version import StartExecutionRunsTheVersion
     from rotator.aws_local.patches.state_machine_resource import StateMachineResource
     from rotator.aws_local.patches.state_machine_versions import (
@@ -69,13 +74,16 @@ def all_patches() -> list[type[MotoPatch]]:
     from rotator.aws_local.patches.sts_signature import StsChecksSignatures
 
     return [
+        StackUpdateInDependencyOrder,
         StateMachineResource,
         CloudFormationPublishesLambdaVersions,
+        LayerVersionRefIsItsArn,
         CloudFormationPublishesStateMachineVersions,
         StartExecutionRunsTheVersion,
         NoValueDropsListItems,
         RoleAttachesManagedPolicies,
         PermissionResourceAddsAStatement,
+        QualifiedPermissionsAreTheirOwn,
         InvokeRunsTheHandler,
         SnsInvokesLambdaOnlyWithPermission,
         RotateSecretRunsTheSteps,

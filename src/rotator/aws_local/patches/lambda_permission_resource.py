@@ -44,9 +44,14 @@ def _create_from_cloudformation_json(
     from moto.awslambda.utils import get_backend
 
     properties = cloudformation_json["Properties"]
-    function = get_backend(account_id, region_name).get_function(properties["FunctionName"])
     body = {key: properties[key] for key in STATEMENT_PROPERTIES if key in properties}
-    function.policy.add_statement(raw=json.dumps(body))
+    # AddPermission itself: a version or alias ARN adds to that version's or alias's policy
+    # (rotator.aws_local.patches.lambda_qualified_policies)
+    get_backend(account_id, region_name).add_permission(
+        properties["FunctionName"],
+        None,  # type: ignore[arg-type]  # AddPermission's Qualifier is optional
+        json.dumps(body),
+    )
     return cls(region=region_name)
 
 

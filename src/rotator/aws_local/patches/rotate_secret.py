@@ -197,12 +197,18 @@ class Rotation:
                 event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": self.token}
                 # Secrets Manager may invoke the function only if its resource policy allows it
                 # (AccessDeniedException otherwise; IAM checker, issue 8 §6).
+                # (It invokes the ARN the secret names: the router's alias, as users set it.)
                 try:
-                    runtime.secrets_manager_may_invoke(function.arn, secret.arn)
+                    runtime.secrets_manager_may_invoke(
+                        secret.rotation_lambda_arn or function.arn, secret.arn
+                    )
                 except JsonRESTError as refused:
                     outcome.steps.append(_refused(function, event, refused))
                     return outcome
                 assert runtime.host is not None
+                # each step invokes the ARN anew: an alias moved by a deployment between two
+                # steps sends the next step to the new version
+                function = runtime.host.find(secret.rotation_lambda_arn or "") or function
                 invocation = runtime.host.invoke(function, event)
                 outcome.steps.append(invocation)
                 if invocation.failed:
@@ -297,7 +303,7 @@ def aws_like_rotate_secret(
     if client_request_token is not None:
         backend._client_request_token_validator(client_request_token)
     # Configuring rotation checks that Secrets Manager may invoke the function.
-    runtime.secrets_manager_may_invoke(function.arn, secret.arn)
+    runtime.secrets_manager_may_invoke(lambda_arn, secret.arn)  # the alias ARN, if it names one
 
     secret.rotation_lambda_arn = lambda_arn
     secret.rotation_enabled = True

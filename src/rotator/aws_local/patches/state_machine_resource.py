@@ -1,4 +1,4 @@
-"""CloudFormation creates a state machine from ``DefinitionS3Location`` with its
+"""CloudFormation creates and updates a state machine from ``DefinitionS3Location`` with its
 ``DefinitionSubstitutions`` and ``LoggingConfiguration``, in the service that runs executions.
 
 AWS: ``AWS::StepFunctions::StateMachine`` takes the definition inline (``Definition``,
@@ -10,7 +10,9 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resou
 moto 5.2 reads only ``DefinitionString`` (a packaged SAM template has ``DefinitionS3Location``,
 so the state machine would get an empty definition), ignores substitutions, logging and type,
 and creates the machine in the plain Step Functions backend, not in the executing one the API
-serves under ``execute_state_machine``. The patch replaces only the resource's create handler.
+serves under ``execute_state_machine``; its update handler looks the machine up in the plain
+backend (``StateMachineDoesNotExist``) and takes ``DefinitionString`` only. The patch replaces the
+resource's create and update handlers.
 """
 
 from __future__ import annotations
@@ -80,6 +82,35 @@ def _create_from_cloudformation_json(
     )
 
 
+def _update_from_cloudformation_json(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """A stack update changes the definition (from S3, substituted), role, logging and tracing
+    in place, in the executing backend; a new StateMachineName replaces the machine."""
+    from moto.stepfunctions.responses import get_backend
+
+    properties = cloudformation_json["Properties"]
+    name = properties.get("StateMachineName", original_resource.name)
+    if name != original_resource.name:
+        replacement = _create_from_cloudformation_json(
+            cls, name, cloudformation_json, account_id, region_name
+        )
+        get_backend(account_id, region_name).delete_state_machine(original_resource.arn)
+        return replacement
+    return get_backend(account_id, region_name).update_state_machine(
+        original_resource.arn,
+        definition=definition_of(properties, account_id, region_name),
+        role_arn=properties.get("RoleArn"),
+        logging_configuration=_api_shape(properties.get("LoggingConfiguration")),
+        tracing_configuration=_api_shape(properties.get("TracingConfiguration")),
+    )
+
+
 class StateMachineResource(MotoPatch):
     aws_doc = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-stepfunctions-statemachine.html"
 
@@ -91,5 +122,10 @@ class StateMachineResource(MotoPatch):
                 StateMachine,
                 "create_from_cloudformation_json",
                 classmethod(_create_from_cloudformation_json),
-            )
+            ),
+            (
+                StateMachine,
+                "update_from_cloudformation_json",
+                classmethod(_update_from_cloudformation_json),
+            ),
         ]

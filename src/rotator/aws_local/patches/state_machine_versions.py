@@ -13,7 +13,9 @@ https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/s
 
 moto 5.2's Step Functions API has versions and aliases, but its CloudFormation skips both types
 and has no ``StateMachineRevisionId`` attribute. The patch creates them through the API's
-backend (the executing one); an update of the alias moves it to the new version.
+backend (the executing one); a stack update that changes the revision publishes a new version
+(``StateMachineRevisionId``: update requires replacement), and an update of the alias moves it
+to the new version.
 """
 
 from __future__ import annotations
@@ -55,6 +57,21 @@ class StateMachineVersionResource(StackResource):
         )
         machine.publish(properties.get("Description"))
         return cls(machine.latest_version.arn)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> StateMachineVersionResource:
+        """A new ``StateMachineRevisionId`` replaces the version: the revision is published as
+        a new version (the old one stays; running executions keep it)."""
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
 
     def get_cfn_attribute(self, name: str) -> Any:
         from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
