@@ -331,7 +331,10 @@ def _timeline(
         "rotate_secret_ms": round((ended - begin) * 1000.0, 1),
         "retired_ms": round((retired - begin) * 1000.0, 1) if retired else None,
         "span_ms": round((end - begin) * 1000.0, 1),
-        "ops": [[round((o.at - begin) * 1000.0, 1), int(o.ok), round(o.took * 1000.0, 1)] for o in window],
+        "ops": [
+            [round((o.at - begin) * 1000.0, 1), int(o.ok), round(o.took * 1000.0, 1)]
+            for o in window
+        ],
     }
 
 
