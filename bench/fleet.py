@@ -320,16 +320,18 @@ def call_profile(rt: Any, servers: Servers, strategy: str, engine: str) -> dict[
             time.sleep(4.5)  # RetireAfterSeconds=3 locally, then the retirement execution
     finally:
         rt.host.after_invoke.remove(after)
-    records = rt.iam_calls()
+    records = [_call_name(r) for r in rt.iam_calls()]
     bounds = [start, *marks[:4]]
     phases: dict[str, StepCalls] = {}
     for i, step in enumerate(STEPS):
         phase = phases[step] = StepCalls()
-        for record in records[bounds[i] : bounds[i + 1]] if i + 1 < len(bounds) else []:
-            phase.operations[record.operation] += 1
+        for name in records[bounds[i] : bounds[i + 1]] if i + 1 < len(bounds) else []:
+            if name:
+                phase.operations[name] += 1
     after_finish = phases["after"] = StepCalls()
-    for record in records[bounds[-1] :]:
-        after_finish.operations[record.operation] += 1
+    for name in records[bounds[-1] :]:
+        if name:
+            after_finish.operations[name] += 1
     for execution in rt.executions():
         arn = execution["executionArn"]
         if arn in executions_before:
@@ -350,6 +352,20 @@ def call_profile(rt: Any, servers: Servers, strategy: str, engine: str) -> dict[
         }
         for step, p in phases.items()
     }
+
+
+def _call_name(record: Any) -> str | None:
+    """The API call a record stands for, as ``service:Operation`` (IAM's service prefix), or None
+    for the further authorizations one call needs (a ``GetSecretValue`` on a secret encrypted
+    with a customer managed key is also recorded as ``kms:Decrypt``): one call, one count."""
+    service, _, operation = str(record.operation).partition(":")
+    service = {"stepfunctions": "states"}.get(service, service)
+    request = record.request
+    if request is not None:
+        action = str(request.action).partition(":")[2]
+        if action != operation and (operation, action) != ("Invoke", "InvokeFunction"):
+            return None
+    return f"{service}:{operation}"
 
 
 # --- 3. the simulation -------------------------------------------------------------------------
@@ -618,16 +634,21 @@ def simulate(
 
 def paper_bounds(plans: list[StepPlan], secrets_count: int) -> dict[str, float]:
     """Seconds each quota alone needs for the fleet: its calls over its refill rate (after the
-    burst), and Lambda's slot-seconds over its concurrency."""
+    burst), and Lambda's slot-seconds over its concurrency. The largest is a lower bound of the
+    time to rotate the fleet."""
     demand: Counter[str] = Counter()
     slot_seconds = 0.0
+    unthrottled_polls = 0
     for plan in plans:
         for name in (*plan.calls_before, *plan.calls_after):
             demand[name] += 1
         demand["sfn_start"] += 1
         demand["sfn_transitions"] += plan.transitions
         if plan.awaited:
-            demand["sfn_describe"] += _polls_for(plan.duration)
+            # at least one answered poll per awaited step (the one that sees it ended); the
+            # router asks more often only while the bucket has tokens (PollSchedule)
+            demand["sfn_describe"] += 1
+            unthrottled_polls += _polls_for(plan.duration)
         slot_seconds += plan.workers * AWS_TIMING["worker"] + plan.duration + 0.1
     bounds = {}
     for name, per_rotation in demand.items():
@@ -636,6 +657,10 @@ def paper_bounds(plans: list[StepPlan], secrets_count: int) -> dict[str, float]:
         bounds[quota.name] = round(max(0.0, total - quota.bucket) / quota.refill, 1)
     bounds[QUOTAS["lambda_concurrency"].name] = round(
         slot_seconds * secrets_count / QUOTAS["lambda_concurrency"].bucket, 1
+    )
+    describe = QUOTAS["sfn_describe"]
+    bounds[f"{describe.name}, every poll of the unthrottled schedule"] = round(
+        max(0.0, unthrottled_polls * secrets_count - describe.bucket) / describe.refill, 1
     )
     return bounds
 
