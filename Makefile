@@ -117,6 +117,6 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
-## The same in a few minutes (a few rotations each, a fleet of 10).
+## The same in about 8 minutes (3 rotations each, a fleet of 10).
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m bench --quick
