@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--only NAME ...] [--label LABEL] [--no-parse-cache]``.
 
-Runs the benchmarks (latency, client impact, cold start), prints a table per benchmark, writes
+Runs the benchmarks (latency, client impact, cold start, fleet), prints a table per benchmark, writes
 ``bench/results/<name>.json`` (``bench/results/<LABEL>/`` with ``--label``; ``bench/results/dev/``
 is ignored by git) and PNG plots beside them when matplotlib is installed. ``--no-parse-cache`` measures the local runtime as it was before
 ``rotator.aws_local.patches.definition_cache`` (moto parsing the definition at every execution).
@@ -22,8 +22,7 @@ from bench.harness import (
     say,
 )
 
-#: the fleet benchmark of issue 11 is not built yet
-BENCHMARKS = ("latency", "client", "cold")
+BENCHMARKS = ("latency", "client", "cold", "fleet")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         servers = Servers(stack)
         combos = available_combos(servers, wanted)
-        needs_stack = {"latency", "client"} & set(chosen)
+        needs_stack = {"latency", "client", "fleet"} & set(chosen)
         if needs_stack:
             with quiet_functions(), local_stack(servers, parse_cache=not args.no_parse_cache) as rt:
                 if "latency" in chosen:
@@ -65,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                     from bench import client_impact
 
                     client_impact.run(rt, servers, combos, rotations, out, quick=args.quick)
+                if "fleet" in chosen:
+                    from bench import fleet
+
+                    fleet.run(rt, servers, combos, out, quick=args.quick)
         if "cold" in chosen:
             from bench import cold_start
 

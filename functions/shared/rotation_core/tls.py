@@ -22,6 +22,7 @@ import os
 import re
 import ssl
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,15 +126,40 @@ class TlsChoice:
         return _combined_file(self.ca_file)
 
 
-@functools.cache
+#: settings every verifying context has; part of the cache key, so a change of them cannot be
+#: served a context built with the old ones
+_CONTEXT_SETTINGS = (ssl.TLSVersion.TLSv1_2, True, ssl.CERT_REQUIRED)
+_contexts: dict[tuple[str | None, tuple[object, ...]], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
 def _context(ca_file: str | None) -> ssl.SSLContext:
+    """The process's one verifying context for ``ca_file`` (and :data:`_CONTEXT_SETTINGS`).
+
+    Built under a lock, so that threads logging in at the same time share one context: loading
+    the system store costs a login tens of milliseconds (issue 11). An ``SSLContext`` may be
+    used by many connections and threads at once once configured."""
+    key = (ca_file, _CONTEXT_SETTINGS)
+    context = _contexts.get(key)
+    if context is not None:
+        return context
+    with _contexts_lock:
+        context = _contexts.get(key)
+        if context is None:
+            context = _build_context(ca_file)
+            _contexts[key] = context
+    return context
+
+
+def _build_context(ca_file: str | None) -> ssl.SSLContext:
+    minimum, check_hostname, verify_mode = _CONTEXT_SETTINGS
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # system store, host check
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = minimum
     if ca_file is not None:
         context.load_verify_locations(cafile=ca_file)
     # create_default_context already sets these; stated so a reader need not know that
-    context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = check_hostname
+    context.verify_mode = verify_mode
     return context
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -151,8 +152,10 @@ class RedisAclPasswords(Connector):
         tls = self.policy.tls.choose(creds.ssl, creds.ca_bundle)
         transport: dict[str, Any] = {"connection_class": redis.Connection}
         if tls.verify:
+            # redis-py builds (and loads the trust store into) an SSLContext per connection;
+            # ours is built once per process and bundle (rotation_core.tls) and handed to it
             transport = {
-                "connection_class": _verified_tls_connection(),
+                "connection_class": _verified_tls_connection(tls.ssl_context()),
                 "ssl_cert_reqs": "required",
                 "ssl_check_hostname": True,
                 "ssl_ca_certs": tls.combined_ca_file(),
@@ -212,9 +215,13 @@ class TlsHandshakeError(Exception):
 
 
 @functools.cache
-def _verified_tls_connection() -> type:
+def _verified_tls_connection(context: ssl.SSLContext) -> type:
     """redis-py's TLS connection, telling a failed handshake apart from a dropped connection:
-    Redis has no TLS negotiation, so a plaintext server answers a handshake by closing."""
+    Redis has no TLS negotiation, so a plaintext server answers a handshake by closing.
+
+    Every connection wraps its socket with ``context`` (the process's verifying context for
+    the bundle, rotation_core.tls) instead of redis-py's own per-connection context; the
+    ``ssl_*`` keywords the pool also passes say the same (chain and host name required)."""
 
     import ssl
 
@@ -222,6 +229,11 @@ def _verified_tls_connection() -> type:
     from redis.connection import SSLConnection
 
     class VerifiedTlsConnection(SSLConnection):
+        shared_context = context
+
+        def _wrap_socket_with_ssl(self, sock: Any) -> Any:
+            return self.shared_context.wrap_socket(sock, server_hostname=self.host)
+
         def _connect(self) -> Any:
             plain: Any = super(SSLConnection, self)._connect  # untyped in redis-py
             sock = plain()  # the plain TCP connection
