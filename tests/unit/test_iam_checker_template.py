@@ -152,9 +152,12 @@ def test_the_router_starts_and_watches_its_own_executions_only(world: World):
     live = f"{machine}:live"
     assert world.allowed(router, "stepfunctions", "StartExecution", stateMachineArn=live)
     assert not world.allowed(router, "stepfunctions", "StartExecution", stateMachineArn=machine)
+    version = f"{machine}:3"  # a version, not the alias
+    assert not world.allowed(router, "stepfunctions", "StartExecution", stateMachineArn=version)
     assert world.allowed(router, "stepfunctions", "DescribeExecution", executionArn=execution)
     stranger = machine.replace(f":{STACK}-", ":someone-else-").replace("RotationStateMachine", "X")
-    assert not world.allowed(router, "stepfunctions", "StartExecution", stateMachineArn=stranger)
+    for foreign in (stranger, f"{stranger}:live"):
+        assert not world.allowed(router, "stepfunctions", "StartExecution", stateMachineArn=foreign)
 
 
 def test_the_router_opens_sealed_credentials_only_with_the_encryption_context(world: World):

@@ -99,8 +99,8 @@ def _rotated_by_this_stack(rotation_lambda_arn: str | None) -> None:
     router = setting("ROUTER_ARN")
     if router is None:
         return
-    function = ":".join((rotation_lambda_arn or "").split(":")[:7])  # without a qualifier
-    if function != router:
+    # exactly the router's alias, as the roles' AllowRotationLambdaArn conditions require
+    if rotation_lambda_arn != router:
         raise InvalidSecretError(
             "the secret is not rotated by this stack's router: the probe answers only about "
             "secrets it rotates"

@@ -60,6 +60,9 @@ MULTIVALUED_KEYS = frozenset(
         "aws:tagkeys",
         "kms:encryptioncontextkeys",
         "kms:resourcealiases",
+        # ArrayOfString: https://docs.aws.amazon.com/step-functions/latest/dg/auth-version-alias.html
+        # (its examples use ForAnyValue:StringEquals)
+        "states:statemachinequalifier",
     }
 )
 

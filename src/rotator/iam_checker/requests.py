@@ -299,6 +299,29 @@ def _by_arn_param(action: str, param: str) -> Mapper:
     return mapper
 
 
+def _start_execution(aws: AwsState, params: Mapping[str, Any]) -> list[Authorization]:
+    """states:StartExecution on a state machine, a version or an alias: Step Functions
+    authorizes the state machine's own (unqualified) ARN, and the version number or alias
+    name is the ``states:StateMachineQualifier`` condition key (absent for the unqualified
+    ARN). https://docs.aws.amazon.com/step-functions/latest/dg/auth-version-alias.html
+    """
+    arn = params.get("stateMachineArn")
+    if not arn:
+        raise UnmappedCallError("states:StartExecution without stateMachineArn is not modelled")
+    parts = str(arn).split(":")
+    context: dict[str, ContextValue] = {}
+    if len(parts) == 8:
+        context["states:StateMachineQualifier"] = (parts[7],)
+    return [
+        Authorization(
+            "states:StartExecution",
+            ":".join(parts[:7]),
+            context=context,
+            known=("states:StateMachineQualifier",),
+        )
+    ]
+
+
 def _publish(aws: AwsState, params: Mapping[str, Any]) -> list[Authorization]:
     target = params.get("TopicArn") or params.get("TargetArn")
     if not target:
@@ -388,7 +411,7 @@ TABLE: dict[tuple[str, str], Mapper] = {
     ("iam", "DeleteAccessKey"): _iam_user("iam:DeleteAccessKey"),
     ("iam", "GetUser"): _iam_user("iam:GetUser"),
     ("sts", "GetCallerIdentity"): _nothing,
-    ("stepfunctions", "StartExecution"): _by_arn_param("states:StartExecution", "stateMachineArn"),
+    ("stepfunctions", "StartExecution"): _start_execution,
     ("stepfunctions", "ListExecutions"): _by_arn_param("states:ListExecutions", "stateMachineArn"),
     ("stepfunctions", "DescribeExecution"): _by_arn_param(
         "states:DescribeExecution", "executionArn"
