@@ -85,6 +85,18 @@ function renderOverview(data) {
     }, execution.name), " ", statusBadge(execution.status))));
 }
 
+// The steps of the shown execution's rotation, from the newest overview: redrawn on every poll,
+// since a step's status there can change after the shown execution itself has ended.
+function renderSteps() {
+  const steps = document.getElementById("rotation-steps");
+  const rotation = view.execution
+    ? rotationsOf(view.secret).find((r) => r.executions.some((e) => e.arn === view.execution))
+    : null;
+  steps.replaceChildren(...(rotation ? rotation.executions : []).map((execution) =>
+    el("li", { class: execution.status + (execution.arn === view.execution ? " shown" : ""), "data-step": execution.step },
+      execution.step + " ", statusBadge(execution.status))));
+}
+
 function renderExecution(data) {
   document.getElementById("pick").hidden = true;
   document.getElementById("execution").hidden = false;
@@ -104,11 +116,7 @@ function renderExecution(data) {
   document.getElementById("exec-input").textContent = data.input;
   document.getElementById("exec-output").textContent = data.output || data.cause;
 
-  const steps = document.getElementById("rotation-steps");
-  const rotation = rotationsOf(view.secret).find((r) => r.executions.some((e) => e.arn === data.arn));
-  steps.replaceChildren(...(rotation ? rotation.executions : []).map((execution) =>
-    el("li", { class: execution.status + (execution.arn === data.arn ? " shown" : ""), "data-step": execution.step },
-      execution.step + " ", statusBadge(execution.status))));
+  renderSteps();
 
   if (data.svg !== view.svg) {
     const graph = document.getElementById("graph");
@@ -165,6 +173,7 @@ async function refresh() {
       }
     }
     renderOverview(view.overview);
+    renderSteps();
     if (view.execution && view.shownStatus !== "ENDED") {
       const data = await getJson("api/execution?arn=" + encodeURIComponent(view.execution));
       if (generation !== view.generation || data.arn !== view.execution) return;
