@@ -17,7 +17,7 @@ both through moto's own Lambda backend (``PublishVersion``, ``CreateAlias``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rotator.aws_local.patches import MotoPatch
 
@@ -28,6 +28,18 @@ class StackResource:
     or off)."""
 
     physical_resource_id: str
+    #: the ``Fn::GetAtt`` attribute that answers the resource's ARN
+    arn_attribute: ClassVar[str] = "Arn"
+
+    def __init__(self, arn: str) -> None:
+        self.physical_resource_id = arn
+
+    def get_cfn_attribute(self, name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if name == self.arn_attribute:
+            return self.physical_resource_id
+        raise UnformattedGetAttTemplateException()
 
     @staticmethod
     def cloudformation_name_type() -> str:
@@ -88,8 +100,7 @@ def _publish_version(
 class LambdaAliasResource(StackResource):
     """``AWS::Lambda::Alias`` for moto's CloudFormation (no moto model exists)."""
 
-    def __init__(self, arn: str) -> None:
-        self.physical_resource_id = arn
+    arn_attribute = "AliasArn"
 
     @staticmethod
     def cloudformation_type() -> str:
@@ -136,13 +147,6 @@ class LambdaAliasResource(StackResource):
             routing_config=properties.get("RoutingConfig"),
         )
         return original_resource
-
-    def get_cfn_attribute(self, name: str) -> Any:
-        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-
-        if name == "AliasArn":
-            return self.physical_resource_id
-        raise UnformattedGetAttTemplateException()
 
 
 def with_resource_types(original: Any, extra: dict[str, Any]) -> Any:

@@ -35,9 +35,6 @@ def _backend(account_id: str, region_name: str) -> Any:
 class StateMachineVersionResource(StackResource):
     """``AWS::StepFunctions::StateMachineVersion`` for moto's CloudFormation."""
 
-    def __init__(self, arn: str) -> None:
-        self.physical_resource_id = arn
-
     @staticmethod
     def cloudformation_type() -> str:
         return "AWS::StepFunctions::StateMachineVersion"
@@ -73,13 +70,6 @@ class StateMachineVersionResource(StackResource):
             new_resource_name, cloudformation_json, account_id, region_name
         )
 
-    def get_cfn_attribute(self, name: str) -> Any:
-        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-
-        if name == "Arn":
-            return self.physical_resource_id
-        raise UnformattedGetAttTemplateException()
-
 
 def _routing(properties: dict[str, Any]) -> list[dict[str, Any]]:
     routes = properties.get("RoutingConfiguration")
@@ -95,9 +85,6 @@ def _routing(properties: dict[str, Any]) -> list[dict[str, Any]]:
 
 class StateMachineAliasResource(StackResource):
     """``AWS::StepFunctions::StateMachineAlias`` for moto's CloudFormation."""
-
-    def __init__(self, arn: str) -> None:
-        self.physical_resource_id = arn
 
     @staticmethod
     def cloudformation_type() -> str:
@@ -134,13 +121,6 @@ class StateMachineAliasResource(StackResource):
             _routing(properties),
         )
         return original_resource
-
-    def get_cfn_attribute(self, name: str) -> Any:
-        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-
-        if name == "Arn":
-            return self.physical_resource_id
-        raise UnformattedGetAttTemplateException()
 
 
 def _state_machine_attribute(original: Any) -> Any:
